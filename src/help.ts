@@ -1,0 +1,60 @@
+declare const SPAWN_FCGI_TS_VERSION: string | undefined;
+
+/** Filled in by the bundler from package.json; the sources run under tsx say 'dev'. */
+export const VERSION = typeof SPAWN_FCGI_TS_VERSION === 'string' ? SPAWN_FCGI_TS_VERSION : 'dev';
+
+export const HELP_TEXT = `Usage: spawn-fcgi-ts [options] [-- <fcgiapp> [fcgi app arguments]]
+
+spawn-fcgi-ts v${VERSION} - spawns FastCGI processes and supervises them
+
+Options:
+ -f <path>      filename of the fcgi-application (deprecated; ignored if
+                <fcgiapp> is given; needs /bin/sh)
+ -d <directory> chdir to directory before spawning
+ -a <address>   bind to IPv4/IPv6 address (defaults to 0.0.0.0)
+ -p <port>      bind to TCP-port
+ -s <path>      bind to Unix domain socket (@name: abstract socket)
+ -M <mode>      change Unix domain socket mode (octal integer, default: allow
+                read+write for user and group as far as umask allows it)
+ -C <children>  (PHP only) numbers of childs to spawn (default: not setting
+                the PHP_FCGI_CHILDREN environment variable - PHP defaults to 0)
+ -F <children>  number of children to fork and supervise (default 1)
+ -b <backlog>   backlog to allow on the socket (default 1024)
+ -P <path>      name of PID-file for the supervisor
+ -n             no fork: stay in the foreground (systemd, runit, containers)
+ -v             show version
+ -?, -h         show this help
+(root only)
+ -c <directory> chroot to directory
+ -S             create socket before chroot() (default is to create the socket
+                in the chroot)
+ -u <user>      change to user-id
+ -g <group>     change to group-id (default: primary group of user if -u
+                is given)
+ -U <user>      change Unix domain socket owner to user-id
+ -G <group>     change Unix domain socket group to group-id
+
+Children's environment:
+ --copy-env NAME[,NAME...]  clean environment with only these variables
+ --env NAME=VALUE           add or override a variable (repeatable)
+ --web-server-addrs LIST    set FCGI_WEB_SERVER_ADDRS
+
+Supervision:
+ --kill-signal SIG          signal that stops a child (default TERM; USR1 for
+                            libfcgi applications)
+ --kill-timeout DURATION    SIGKILL after this long (default 10s)
+ --restart-delay DURATION   first backoff step after a fast failure (100ms)
+ --max-restart-delay DUR    backoff cap (default 30s)
+ --stable-after DURATION    a child up this long restarts at once (10s)
+ --max-failures N           stop and exit non-zero after N fast failures
+                            of one child in a row (default: retry forever)
+ --start-check DURATION     a child must stay up this long at start (100ms)
+ --keep-socket              leave the Unix socket file at exit
+
+Logging:
+ --log-format text|json     (default text)
+ --log-file PATH            log there instead of stderr; SIGUSR1 reopens it
+
+Signals: TERM/INT stop (twice: kill now), HUP rolling restart, USR2 is
+forwarded, TTIN/TTOU add/remove a child, USR1 reopens the log file.
+`;

@@ -1,0 +1,254 @@
+import { isIP } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { usageError } from './errors.js';
+
+/** Linux `sizeof(sockaddr_un.sun_path) - 1`: the longest socket path spawn-fcgi accepts. */
+export const MAX_UNIX_PATH_BYTES = 107;
+
+export type SocketSpec =
+  | { kind: 'unix'; path: string; abstract: boolean }
+  | { kind: 'tcp'; host: string; port: number };
+
+export interface Options {
+  /** argv of the FastCGI application; with `-f` it is `/bin/sh -c "exec <path>"`. */
+  app: string[];
+  socket: SocketSpec;
+  backlog: number;
+  /** `-M`: applied exactly; undefined = 0660 & ~umask. */
+  socketMode?: number;
+  socketUser?: string;
+  socketGroup?: string;
+  user?: string;
+  group?: string;
+  chroot?: string;
+  /** `-S`: bind the socket outside the chroot. */
+  bindBeforeChroot: boolean;
+  chdir?: string;
+  /** `-C`: PHP_FCGI_CHILDREN for the children; undefined = leave the environment alone. */
+  phpChildren?: number;
+  /** `-F`: how many children share the socket. */
+  procs: number;
+  foreground: boolean;
+  pidFile?: string;
+  /** `--copy-env`: a clean environment with only these names; undefined = inherit everything. */
+  copyEnv?: string[];
+  env: Record<string, string>;
+  webServerAddrs?: string;
+  killSignal: number;
+  killTimeoutMs: number;
+  restartDelayMs: number;
+  maxRestartDelayMs: number;
+  stableAfterMs: number;
+  /** Consecutive fast failures of one slot before the pool gives up; undefined = never give up. */
+  maxFailures?: number;
+  /** How long a child must stay up at start to count as started (spawn-fcgi waits 100 ms). */
+  startCheckMs: number;
+  keepSocket: boolean;
+  logFormat: 'text' | 'json';
+  logFile?: string;
+}
+
+/** What the command line (or a config file) said, before validation: every value as typed. */
+export interface RawOptions {
+  f?: string;
+  d?: string;
+  a?: string;
+  p?: string;
+  s?: string;
+  C?: string;
+  F?: string;
+  b?: string;
+  u?: string;
+  g?: string;
+  U?: string;
+  G?: string;
+  M?: string;
+  c?: string;
+  S?: boolean;
+  n?: boolean;
+  P?: string;
+  app?: string[];
+  copyEnv?: string[];
+  env?: string[];
+  webServerAddrs?: string;
+  killSignal?: string;
+  killTimeout?: string;
+  restartDelay?: string;
+  maxRestartDelay?: string;
+  stableAfter?: string;
+  maxFailures?: string;
+  startCheck?: string;
+  keepSocket?: boolean;
+  logFormat?: string;
+  logFile?: string;
+}
+
+export const DEFAULTS = {
+  backlog: 1024,
+  procs: 1,
+  killSignal: 'TERM',
+  killTimeout: '10s',
+  restartDelay: '100ms',
+  maxRestartDelay: '30s',
+  stableAfter: '10s',
+  startCheck: '100ms',
+} as const;
+
+export function resolveOptions(raw: RawOptions): Options {
+  const app = resolveApp(raw);
+  const socket = resolveSocket(raw);
+  const procs = raw.F === undefined ? DEFAULTS.procs : parseInteger('-F', raw.F, { min: 0 });
+  const options: Options = {
+    app,
+    socket,
+    backlog: raw.b === undefined ? DEFAULTS.backlog : parseInteger('-b', raw.b, { min: 1 }),
+    socketMode: raw.M === undefined ? undefined : parseMode(raw.M),
+    socketUser: nonEmpty('-U', raw.U),
+    socketGroup: nonEmpty('-G', raw.G),
+    user: nonEmpty('-u', raw.u),
+    group: nonEmpty('-g', raw.g),
+    chroot: nonEmpty('-c', raw.c),
+    bindBeforeChroot: raw.S ?? false,
+    chdir: nonEmpty('-d', raw.d),
+    phpChildren: raw.C === undefined ? undefined : parsePhpChildren(raw.C),
+    procs,
+    foreground: raw.n ?? false,
+    pidFile: nonEmpty('-P', raw.P),
+    copyEnv: raw.copyEnv === undefined ? undefined : parseNameList(raw.copyEnv),
+    env: parseEnvAssignments(raw.env ?? []),
+    webServerAddrs: raw.webServerAddrs,
+    killSignal: parseSignal('--kill-signal', raw.killSignal ?? DEFAULTS.killSignal),
+    killTimeoutMs: parseDuration('--kill-timeout', raw.killTimeout ?? DEFAULTS.killTimeout),
+    restartDelayMs: parseDuration('--restart-delay', raw.restartDelay ?? DEFAULTS.restartDelay),
+    maxRestartDelayMs: parseDuration('--max-restart-delay', raw.maxRestartDelay ?? DEFAULTS.maxRestartDelay),
+    stableAfterMs: parseDuration('--stable-after', raw.stableAfter ?? DEFAULTS.stableAfter),
+    maxFailures: raw.maxFailures === undefined ? undefined : parseInteger('--max-failures', raw.maxFailures, { min: 1 }),
+    startCheckMs: parseDuration('--start-check', raw.startCheck ?? DEFAULTS.startCheck),
+    keepSocket: raw.keepSocket ?? false,
+    logFormat: parseLogFormat(raw.logFormat),
+    logFile: nonEmpty('--log-file', raw.logFile),
+  };
+  if (options.procs === 0) throw usageError('-F 0 starts no child: give at least 1');
+  if (options.maxRestartDelayMs < options.restartDelayMs) {
+    throw usageError(`--max-restart-delay (${options.maxRestartDelayMs} ms) is shorter than --restart-delay (${options.restartDelayMs} ms)`);
+  }
+  return options;
+}
+
+function resolveApp(raw: RawOptions): string[] {
+  if (raw.app !== undefined && raw.app.length > 0) return raw.app;
+  // spawn-fcgi's deprecated -f: the shell splits the words, so "-f '/x/app arg'" works.
+  if (raw.f !== undefined && raw.f !== '') return ['/bin/sh', '-c', `exec ${raw.f}`];
+  throw usageError('no FastCGI application given');
+}
+
+function resolveSocket(raw: RawOptions): SocketSpec {
+  const hasPort = raw.p !== undefined;
+  const hasPath = raw.s !== undefined;
+  if (hasPort && hasPath) throw usageError('either a Unix domain socket or a TCP-port, but not both');
+  if (hasPath) return parseUnixPath(raw.s!);
+  if (hasPort) {
+    const port = parsePort(raw.p!);
+    return { kind: 'tcp', host: parseHost(raw.a ?? '0.0.0.0'), port };
+  }
+  throw usageError('no socket given (use either -p or -s)');
+}
+
+export function parseUnixPath(path: string): SocketSpec {
+  if (path === '' || path === '@') throw usageError('the Unix domain socket path is empty');
+  if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) {
+    throw usageError(`path of the Unix domain socket is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_UNIX_PATH_BYTES})`);
+  }
+  return { kind: 'unix', path, abstract: path.startsWith('@') };
+}
+
+export function parsePort(text: string): number {
+  const port = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw usageError(`invalid port: ${text} (a number from 1 to 65535)`);
+  return port;
+}
+
+/** An IP literal, or a name such as `localhost` that the socket module resolves. Brackets are optional for IPv6. */
+export function parseHost(text: string): string {
+  const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (isIP(host) !== 0) return host;
+  if (/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) return host;
+  throw usageError(`'${text}' is not a valid IP address`);
+}
+
+export function parseMode(text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text)) throw usageError(`invalid socket mode: ${text} (an octal mode such as 0660)`);
+  return parseInt(text, 8);
+}
+
+function parsePhpChildren(text: string): number | undefined {
+  const n = parseInteger('-C', text, { min: -1 });
+  return n < 0 ? undefined : n;
+}
+
+export function parseInteger(flag: string, text: string, { min, max }: { min?: number; max?: number }): number {
+  const value = /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(value) || (min !== undefined && value < min) || (max !== undefined && value > max)) {
+    const range = max === undefined ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`;
+    throw usageError(`invalid value for ${flag}: '${text}' (${range})`);
+  }
+  return value;
+}
+
+/** `10`, `2.5`, `10s`, `500ms`, `1m`: a bare number is seconds. */
+export function parseDuration(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (match === null) throw usageError(`invalid duration for ${flag}: '${text}' (seconds, or a number with ms, s or m)`);
+  const factor = { ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's']!;
+  return Math.round(Number(match[1]) * factor);
+}
+
+/** `TERM`, `SIGTERM`, `sigusr1`, `15`: the signal number. */
+export function parseSignal(flag: string, text: string): number {
+  const signals = osConstants.signals as Record<string, number>;
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (Object.values(signals).includes(n)) return n;
+  } else {
+    const name = text.toUpperCase().replace(/^SIG/, '');
+    const n = signals[`SIG${name}`];
+    if (n !== undefined) return n;
+  }
+  throw usageError(`invalid signal for ${flag}: '${text}' (a name such as TERM or USR1, or a number)`);
+}
+
+export function signalName(signal: number): string {
+  const entry = Object.entries(osConstants.signals).find(([, n]) => n === signal);
+  return entry === undefined ? String(signal) : entry[0];
+}
+
+function parseNameList(values: string[]): string[] {
+  const names = values.flatMap((v) => v.split(/[,\s]+/)).filter((n) => n !== '');
+  for (const name of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw usageError(`invalid variable name for --copy-env: '${name}'`);
+  }
+  return names;
+}
+
+export function parseEnvAssignments(values: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const assignment of values) {
+    const eq = assignment.indexOf('=');
+    const name = eq < 0 ? '' : assignment.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw usageError(`invalid --env '${assignment}' (expected NAME=VALUE)`);
+    env[name] = assignment.slice(eq + 1);
+  }
+  return env;
+}
+
+function parseLogFormat(text: string | undefined): 'text' | 'json' {
+  if (text === undefined || text === 'text') return 'text';
+  if (text === 'json') return 'json';
+  throw usageError(`invalid --log-format '${text}' (text or json)`);
+}
+
+function nonEmpty(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === '') throw usageError(`${flag} needs a value`);
+  return value;
+}

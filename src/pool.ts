@@ -1,0 +1,267 @@
+import { launch, type ChildExit, type LaunchSpec, type LaunchedChild } from './launcher.js';
+import { classifyExit, describeExit, exitStatus, restartDelay, type RestartPolicy } from './restart-policy.js';
+import { signalName } from './options.js';
+import type { Logger } from './log.js';
+
+export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped';
+
+interface Child {
+  process: LaunchedChild;
+  startedAt: number;
+  /** Being replaced or stopped on purpose: its exit is expected and restarts nothing. */
+  retiring: boolean;
+  /** The helper could not set up or exec the app; the reason it gave. */
+  setupFailure?: string;
+}
+
+export interface Slot {
+  index: number;
+  state: SlotState;
+  child?: Child;
+  restarts: number;
+  /** Consecutive fast failures. */
+  failures: number;
+  lastExit?: { exit: ChildExit; at: number; reason: string };
+  timer?: NodeJS.Timeout;
+}
+
+export interface PoolOptions {
+  launchSpec: LaunchSpec;
+  size: number;
+  policy: RestartPolicy;
+  killSignal: number;
+  killTimeoutMs: number;
+  startCheckMs: number;
+  logger: Logger;
+  /** The pool gave up on a crash-looping slot (--max-failures): the supervisor should stop with this status. */
+  onGiveUp: (status: number) => void;
+}
+
+export type StartResult = { ok: true; pids: number[] } | { ok: false; status: number; reason: string };
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** N slots sharing one socket: start, restart with backoff, rolling restart, graceful stop. */
+export class Pool {
+  readonly slots: Slot[] = [];
+  private stopping = false;
+  /** Children that left their slot (replaced, shrunk away) but have not exited yet. */
+  private readonly retired = new Set<Child>();
+
+  constructor(private readonly options: PoolOptions) {}
+
+  get isStopping(): boolean { return this.stopping; }
+
+  /**
+   * Start every slot and check each child, not only the first (spawn-fcgi's bug): each must exec and
+   * stay up for the start check. On any failure the others are stopped and the first failure is reported.
+   */
+  async start(): Promise<StartResult> {
+    for (let i = 0; i < this.options.size; i++) this.slots.push(this.newSlot(i));
+    const results = await Promise.all(this.slots.map((slot) => this.startChecked(slot)));
+    const failed = results.find((r) => !r.ok);
+    if (failed !== undefined) {
+      await this.stop();
+      return failed;
+    }
+    return { ok: true, pids: this.slots.map((s) => s.child!.process.pid) };
+  }
+
+  private newSlot(index: number): Slot {
+    return { index, state: 'stopped', restarts: 0, failures: 0 };
+  }
+
+  private async startChecked(slot: Slot): Promise<StartResult> {
+    const child = this.spawn(slot);
+    const outcome = await child.process.exec;
+    if (!outcome.ok) {
+      await child.process.exited;
+      return { ok: false, status: 255, reason: `could not start: ${outcome.reason}` };
+    }
+    const early = await Promise.race([child.process.exited, sleep(this.options.startCheckMs).then(() => undefined)]);
+    if (early !== undefined) {
+      const reason = early.signal !== null ? `child signaled: ${early.signal}` : `child exited with: ${early.code}`;
+      return { ok: false, status: exitStatus(early), reason };
+    }
+    return { ok: true, pids: [child.process.pid] };
+  }
+
+  /** Launch a child into a slot and wire its exit to the restart policy. */
+  private spawn(slot: Slot): Child {
+    const { logger } = this.options;
+    const process = launch(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, process.pid, stream, line));
+    const child: Child = { process, startedAt: Date.now(), retiring: false };
+    slot.child = child;
+    slot.state = 'starting';
+    process.exec.then((outcome) => {
+      if (!outcome.ok) child.setupFailure = outcome.reason;
+      else if (slot.child === child && slot.state === 'starting') slot.state = 'running';
+    });
+    process.exited.then((exit) => this.onExit(slot, child, exit));
+    return child;
+  }
+
+  private onExit(slot: Slot, child: Child, exit: ChildExit): void {
+    const { logger, policy } = this.options;
+    const pid = child.process.pid;
+    this.retired.delete(child);
+    const uptimeMs = Date.now() - child.startedAt;
+    const reason = child.setupFailure !== undefined ? `could not start: ${child.setupFailure}` : describeExit(exit);
+    if (slot.child !== child) {
+      logger.debug('retired', `retired child exited (${reason})`, { slot: slot.index, pid });
+      return;
+    }
+    slot.child = undefined;
+    slot.lastExit = { exit, at: Date.now(), reason };
+    if (this.stopping || child.retiring) {
+      slot.state = 'stopped';
+      return;
+    }
+    const kind = child.setupFailure !== undefined ? 'fast-crash' : classifyExit(exit, uptimeMs, policy);
+    if (kind === 'planned') {
+      logger.info('exit', `child exited with: 0 after ${uptimeMs} ms (planned), restarting`, { slot: slot.index, pid });
+      this.restart(slot, 0);
+      return;
+    }
+    if (kind === 'stable-crash') {
+      slot.failures = 0;
+      logger.warn('exit', `child died (${reason}) after ${formatMs(uptimeMs)}, restarting now`, { slot: slot.index, pid });
+      this.restart(slot, 0);
+      return;
+    }
+    slot.failures++;
+    if (policy.maxFailures !== undefined && slot.failures >= policy.maxFailures) {
+      logger.error('give-up', `child failed ${slot.failures} times in a row (last: ${reason}): giving up (--max-failures ${policy.maxFailures})`, { slot: slot.index, pid });
+      slot.state = 'stopped';
+      this.options.onGiveUp(child.setupFailure !== undefined ? 255 : exitStatus(exit) || 1);
+      return;
+    }
+    const delay = restartDelay(slot.failures, policy);
+    const capped = delay >= policy.maxRestartDelayMs * 0.8 ? ' (at the cap: still crash-looping, still retrying)' : '';
+    logger.warn('exit', `child failed after ${formatMs(uptimeMs)} (${reason}), failure ${slot.failures}, restarting in ${delay} ms${capped}`, { slot: slot.index, pid, delayMs: delay });
+    this.restart(slot, delay);
+  }
+
+  private restart(slot: Slot, delayMs: number): void {
+    const go = () => {
+      slot.timer = undefined;
+      if (this.stopping || slot.state === 'stopped') return;
+      slot.restarts++;
+      const child = this.spawn(slot);
+      this.options.logger.info('spawn', `child spawned: PID: ${child.process.pid}`, { slot: slot.index, pid: child.process.pid });
+    };
+    if (delayMs <= 0) {
+      go();
+      return;
+    }
+    slot.state = 'backing off';
+    slot.timer = setTimeout(go, delayMs);
+  }
+
+  /** Send the kill signal to a child, then SIGKILL if it is still there after the kill timeout. */
+  private retire(child: Child): void {
+    child.retiring = true;
+    this.retired.add(child);
+    child.process.signal(this.options.killSignal);
+    const timer = setTimeout(() => {
+      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after SIG${signalName(this.options.killSignal).replace(/^SIG/, '')}: sending SIGKILL`, { pid: child.process.pid });
+      child.process.signal('SIGKILL');
+    }, this.options.killTimeoutMs);
+    child.process.exited.then(() => clearTimeout(timer));
+  }
+
+  /** Stop every child with the kill signal, escalate after the timeout, and wait until all are gone. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const waits: Promise<unknown>[] = [];
+    for (const slot of this.slots) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.timer = undefined;
+      if (slot.child !== undefined) {
+        slot.state = 'stopping';
+        waits.push(slot.child.process.exited);
+        this.retire(slot.child);
+      } else {
+        slot.state = 'stopped';
+      }
+    }
+    for (const child of this.retired) waits.push(child.process.exited);
+    await Promise.all(waits);
+  }
+
+  /** A second stop request: no more waiting. */
+  killNow(): void {
+    for (const slot of this.slots) slot.child?.process.signal('SIGKILL');
+    for (const child of this.retired) child.process.signal('SIGKILL');
+  }
+
+  /** Send a signal to every child as it is (SIGUSR2, multiwatch's convention). */
+  forward(signal: NodeJS.Signals): void {
+    for (const slot of this.slots) slot.child?.process.signal(signal);
+  }
+
+  /**
+   * Replace each child in turn: start the new one, wait until it has exec'd and passed the start check,
+   * then retire the old one with the kill signal. The socket's accept queue holds connections meanwhile,
+   * and the pool never has fewer than N children accepting.
+   */
+  async rollingRestart(): Promise<void> {
+    for (const slot of [...this.slots]) {
+      if (this.stopping) return;
+      const old = slot.child;
+      if (slot.timer !== undefined) {
+        clearTimeout(slot.timer);
+        slot.timer = undefined;
+      }
+      const fresh = this.spawn(slot);
+      this.options.logger.info('reload', `rolling restart: new child PID: ${fresh.process.pid}${old ? `, replacing ${old.process.pid}` : ''}`, { slot: slot.index, pid: fresh.process.pid });
+      const outcome = await fresh.process.exec;
+      const early = outcome.ok ? await Promise.race([fresh.process.exited, sleep(this.options.startCheckMs).then(() => undefined)]) : undefined;
+      if (old !== undefined) {
+        if (!outcome.ok || early !== undefined) {
+          // The new child failed: keep the old one serving rather than drop below N.
+          this.options.logger.error('reload', 'rolling restart: the new child failed to start; keeping the old one and stopping the restart', { slot: slot.index, pid: old.process.pid });
+          fresh.retiring = true;
+          if (slot.timer !== undefined) clearTimeout(slot.timer);
+          slot.timer = undefined;
+          slot.child = old;
+          slot.state = 'running';
+          if (outcome.ok && early === undefined) this.retire(fresh);
+          return;
+        }
+        this.retire(old);
+      }
+      slot.restarts++;
+      slot.failures = 0;
+    }
+  }
+
+  /** SIGTTIN: one more slot. */
+  grow(): void {
+    if (this.stopping) return;
+    const slot = this.newSlot(this.slots.length);
+    this.slots.push(slot);
+    const child = this.spawn(slot);
+    this.options.logger.info('scale', `pool grows to ${this.slots.length}: PID: ${child.process.pid}`, { slot: slot.index, pid: child.process.pid });
+  }
+
+  /** SIGTTOU: one slot less (never below one). */
+  shrink(): void {
+    if (this.stopping || this.slots.length <= 1) return;
+    const slot = this.slots.pop()!;
+    if (slot.timer !== undefined) clearTimeout(slot.timer);
+    slot.state = 'stopped';
+    if (slot.child !== undefined) {
+      const child = slot.child;
+      slot.child = undefined;
+      this.retire(child);
+    }
+    this.options.logger.info('scale', `pool shrinks to ${this.slots.length}`, { slot: slot.index });
+  }
+
+  livePids(): number[] {
+    return this.slots.flatMap((s) => (s.child ? [s.child.process.pid] : []));
+  }
+}
+
+const formatMs = (ms: number): string => (ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);

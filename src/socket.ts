@@ -1,0 +1,164 @@
+import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import { SetupError, errnoText } from './errors.js';
+import type { SocketSpec } from './options.js';
+import type { SocketOwner } from './identity.js';
+
+/**
+ * A socket bound for the children. The supervisor never calls listen(2) on it and never watches it:
+ * each child's helper listens on its fd 0, and only the children accept.
+ */
+export interface BoundSocket {
+  fd: number;
+  /** Human form: the path, `@name`, or `host:port`. */
+  label: string;
+  /** The socket file on disk (unix, not abstract), for removal at stop. */
+  filePath?: string;
+  inode?: number;
+  close(): void;
+}
+
+export interface BindOptions {
+  /** `-M`; undefined: 0660 & ~umask. */
+  mode?: number;
+  owner?: SocketOwner;
+  chroot?: string;
+  bindBeforeChroot: boolean;
+}
+
+interface ServerHandle { fd: number; close(callback?: () => void): void }
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => ServerHandle | number;
+
+/**
+ * Node's bind-without-listen primitive, used by cluster's SharedHandle (lib/internal/cluster/shared_handle.js).
+ * It is undocumented: this module is its only user, and test/unit/socket-primitive.test.ts fails if Node drops it.
+ */
+export function createServerHandle(address: string | null, port: number, addressType: number): ServerHandle | number {
+  const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+  if (typeof create !== 'function') throw new Error('this Node.js has no net._createServerHandle: spawn-fcgi-ts cannot bind without listening');
+  return create(address, port, addressType);
+}
+
+const PROBE_TIMEOUT_MS = 1000;
+
+/** Is something answering on this unix socket? Refused or missing means stale; anything else counts as alive. */
+export function probeUnixSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const client = net.connect({ path });
+    const done = (alive: boolean) => { client.destroy(); clearTimeout(timer); resolve(alive); };
+    const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
+    client.once('connect', () => done(true));
+    client.once('error', (error: NodeJS.ErrnoException) => done(!['ECONNREFUSED', 'ENOENT', 'ENOTSOCK'].includes(error.code ?? '')));
+  });
+}
+
+export async function bindSocket(spec: SocketSpec, options: BindOptions): Promise<BoundSocket> {
+  return spec.kind === 'unix' ? bindUnix(spec.path, spec.abstract, options) : bindTcp(spec.host, spec.port);
+}
+
+/** The path the socket file has in the supervisor's view: inside the chroot unless -S. */
+export function socketFilePath(path: string, options: Pick<BindOptions, 'chroot' | 'bindBeforeChroot'>): string {
+  return options.chroot !== undefined && !options.bindBeforeChroot ? join(options.chroot, path) : path;
+}
+
+async function bindUnix(path: string, abstract: boolean, options: BindOptions): Promise<BoundSocket> {
+  if (abstract) {
+    const address = `\0${path.slice(1)}`;
+    if (await probeUnixSocket(address)) throw new SetupError("socket is already in use, can't spawn");
+    const handle = bindHandle(address, -1, -1);
+    return { fd: handle.fd, label: path, close: () => handle.close() };
+  }
+  const filePath = socketFilePath(path, options);
+  await removeStaleSocket(filePath);
+  // Bind under a tight umask so the file is never, even briefly, wider than asked; chmod sets the real mode.
+  const umask = process.umask(0o177);
+  let handle: ServerHandle;
+  try {
+    handle = bindHandle(filePath, -1, -1);
+  } finally {
+    process.umask(umask);
+  }
+  try {
+    chmodSync(filePath, options.mode ?? (0o660 & ~umask));
+  } catch (error) {
+    discard(handle, filePath);
+    throw new SetupError(`couldn't chmod socket: ${errnoText(error)}`);
+  }
+  const { uid, gid } = options.owner ?? {};
+  if (uid !== undefined || gid !== undefined) {
+    try {
+      chownSync(filePath, uid ?? -1, gid ?? -1);
+    } catch (error) {
+      discard(handle, filePath);
+      throw new SetupError(`couldn't chown socket: ${errnoText(error)}`);
+    }
+  }
+  return { fd: handle.fd, label: path, filePath, inode: lstatSync(filePath).ino, close: () => handle.close() };
+}
+
+/** spawn-fcgi's probe-then-unlink, except that a path that is not a socket is never removed. */
+async function removeStaleSocket(filePath: string): Promise<void> {
+  let stats;
+  try {
+    stats = lstatSync(filePath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new SetupError(`removing old socket failed: ${errnoText(error)}`);
+  }
+  if (!stats.isSocket()) {
+    const what = stats.isDirectory() ? 'a directory' : stats.isFile() ? 'a regular file' : 'not a socket';
+    throw new SetupError(`refusing to remove '${filePath}': it is ${what}, not a socket`);
+  }
+  if (await probeUnixSocket(filePath)) throw new SetupError("socket is already in use, can't spawn");
+  try {
+    unlinkSync(filePath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new SetupError(`removing old socket failed: ${errnoText(error)}`);
+  }
+}
+
+async function bindTcp(host: string, port: number): Promise<BoundSocket> {
+  let address = host;
+  let family = net.isIP(host);
+  if (family === 0) {
+    try {
+      ({ address, family } = await lookup(host));
+    } catch {
+      throw new SetupError(`'${host}' is not a valid IP address`);
+    }
+  }
+  // libuv sets SO_REUSEADDR on every TCP bind, as spawn-fcgi does.
+  const handle = bindHandle(address, port, family);
+  const label = family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+  return { fd: handle.fd, label, close: () => handle.close() };
+}
+
+function bindHandle(address: string, port: number, family: number): ServerHandle {
+  const handle = createServerHandle(address, port, family);
+  if (typeof handle === 'number') {
+    const code = getSystemErrorName(handle);
+    if (code === 'EADDRINUSE' && port === -1) throw new SetupError("socket is already in use, can't spawn");
+    throw new SetupError(`bind failed: ${errnoText({ code })}`);
+  }
+  return handle;
+}
+
+function discard(handle: ServerHandle, filePath: string): void {
+  handle.close();
+  try { unlinkSync(filePath); } catch { /* already gone */ }
+}
+
+/** Remove the socket file at stop, but only if it is still the one we bound (same inode). */
+export function removeSocketFile(socket: BoundSocket): boolean {
+  if (socket.filePath === undefined) return false;
+  try {
+    if (lstatSync(socket.filePath).ino !== socket.inode) return false;
+    unlinkSync(socket.filePath);
+    return true;
+  } catch {
+    return false;
+  }
+}
