@@ -1,0 +1,363 @@
+/*
+ * spawn-fcgi-ts-helper: runs between the supervisor's fork and the FastCGI
+ * application's exec.  It finishes the process setup Node cannot do itself
+ * (listen on the inherited socket, rlimits, supplementary groups, chroot,
+ * PR_SET_PDEATHSIG, fd and signal hygiene) and then execs the application.
+ *
+ *   spawn-fcgi-ts-helper [--listen BACKLOG] [--rlimit NAME=SOFT[:HARD]]...
+ *       [--gid N] [--user NAME] [--uid N] [--chroot DIR] [--chdir DIR]
+ *       [--pdeathsig SIGNUM --parent PID] [--status-fd N] [--allow-root]
+ *       -- PROGRAM [ARG...]
+ *
+ * Contract with the supervisor: fd 0 is a bound socket, fd N (--status-fd)
+ * is a pipe.  On success the status fd is closed by exec (FD_CLOEXEC), so
+ * the supervisor reads EOF with no data.  On any failure exactly one line is
+ * written (one write(2)) to the status fd, or to stderr without
+ * --status-fd, and the helper exits with EXIT_SETUP_FAILED.
+ *
+ * Linux only; C99/gnu11; must stay warning-free with -Wall -Wextra.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define EXIT_SETUP_FAILED 111
+#define MAX_RLIMITS 32
+
+static int status_fd = -1;
+
+/* Write one complete line to the status fd (or stderr) and exit 111. */
+static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	int n, fd = status_fd >= 0 ? status_fd : STDERR_FILENO;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2; /* truncated: still end with a newline */
+	buf[n++] = '\n';
+	signal(SIGPIPE, SIG_IGN); /* a vanished reader must not turn 111 into a signal */
+	while (write(fd, buf, (size_t)n) < 0 && errno == EINTR)
+		;
+	_exit(EXIT_SETUP_FAILED);
+}
+
+#define USAGE_TEXT                                                                                  \
+	"usage: spawn-fcgi-ts-helper [--listen BACKLOG] [--rlimit NAME=SOFT[:HARD]]... [--gid N] "  \
+	"[--user NAME] [--uid N] [--chroot DIR] [--chdir DIR] [--pdeathsig SIGNUM --parent PID] " \
+	"[--status-fd N] [--allow-root] -- PROGRAM [ARG...]"
+
+/* Strict unsigned decimal: digits only, no sign, no overflow, <= max. */
+static int parse_ulong(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{ "as", RLIMIT_AS },
+	{ "core", RLIMIT_CORE },
+	{ "cpu", RLIMIT_CPU },
+	{ "data", RLIMIT_DATA },
+	{ "fsize", RLIMIT_FSIZE },
+	{ "locks", RLIMIT_LOCKS },
+	{ "memlock", RLIMIT_MEMLOCK },
+	{ "msgqueue", RLIMIT_MSGQUEUE },
+	{ "nice", RLIMIT_NICE },
+	{ "nofile", RLIMIT_NOFILE },
+	{ "nproc", RLIMIT_NPROC },
+	{ "rss", RLIMIT_RSS },
+	{ "rtprio", RLIMIT_RTPRIO },
+	{ "rttime", RLIMIT_RTTIME },
+	{ "sigpending", RLIMIT_SIGPENDING },
+	{ "stack", RLIMIT_STACK },
+};
+
+struct rlimit_req {
+	const char *name;
+	int resource;
+	struct rlimit lim;
+};
+
+static int parse_rlim_value(const char *s, rlim_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (strcasecmp(s, "unlimited") == 0 || strcasecmp(s, "infinity") == 0) {
+		*out = RLIM_INFINITY;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || (rlim_t)v != v || (rlim_t)v == RLIM_INFINITY)
+		return -1;
+	*out = (rlim_t)v;
+	return 0;
+}
+
+/* NAME=SOFT[:HARD]; the spec string is modified in place. */
+static void parse_rlimit(char *spec, struct rlimit_req *req)
+{
+	char *eq = strchr(spec, '='), *colon;
+	size_t i;
+
+	if (eq == NULL)
+		fail("usage: --rlimit expects NAME=SOFT[:HARD], got '%s'", spec);
+	*eq = '\0';
+	req->name = NULL;
+	for (i = 0; i < sizeof(rlimit_names) / sizeof(rlimit_names[0]); i++) {
+		if (strcasecmp(spec, rlimit_names[i].name) == 0) {
+			req->name = rlimit_names[i].name;
+			req->resource = rlimit_names[i].resource;
+			break;
+		}
+	}
+	if (req->name == NULL)
+		fail("unknown rlimit '%s'", spec);
+	colon = strchr(eq + 1, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	if (parse_rlim_value(eq + 1, &req->lim.rlim_cur) != 0 ||
+	    (colon != NULL && parse_rlim_value(colon + 1, &req->lim.rlim_max) != 0))
+		fail("invalid rlimit value for %s: '%s%s%s'", req->name, eq + 1, colon ? ":" : "",
+		     colon ? colon + 1 : "");
+	if (colon == NULL)
+		req->lim.rlim_max = req->lim.rlim_cur;
+}
+
+/* Close every open fd in [lo, hi]: close_range(2), else /proc/self/fd, else brute force. */
+static void close_from(unsigned int lo, unsigned int hi)
+{
+	if (lo > hi)
+		return;
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return;
+#endif
+	{
+		DIR *d = opendir("/proc/self/fd");
+		if (d != NULL) {
+			int fds[1024], n = 0, i, dfd = dirfd(d), more = 1;
+			while (more) {
+				struct dirent *e;
+				more = 0;
+				n = 0;
+				rewinddir(d);
+				while ((e = readdir(d)) != NULL && n < 1024) {
+					unsigned long v;
+					if (parse_ulong(e->d_name, INT_MAX, &v) == 0 && (int)v != dfd &&
+					    v >= lo && v <= hi)
+						fds[n++] = (int)v;
+				}
+				if (n == 1024)
+					more = 1;
+				for (i = 0; i < n; i++)
+					close(fds[i]);
+			}
+			closedir(d);
+			return;
+		}
+	}
+	{
+		long max = sysconf(_SC_OPEN_MAX);
+		unsigned long fd;
+		if (max < 0 || max > 1L << 20)
+			max = 1L << 20;
+		for (fd = lo; fd <= hi && fd < (unsigned long)max; fd++)
+			close((int)fd);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct rlimit_req rlimits[MAX_RLIMITS];
+	int n_rlimits = 0, i, prog_idx = -1, allow_root = 0;
+	long backlog = -1, pdeathsig = 0;
+	long long gid = -1, uid = -1, parent = -1;
+	const char *user = NULL, *chroot_dir = NULL, *chdir_dir = NULL;
+	unsigned long v;
+
+	/* The status fd is needed first, so that even usage errors reach it. */
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--status-fd") == 0 && i + 1 < argc) {
+			if (parse_ulong(argv[i + 1], INT_MAX, &v) != 0)
+				fail("usage: invalid --status-fd '%s'", argv[i + 1]);
+			if (fcntl((int)v, F_GETFD) < 0)
+				fail("status fd %lu is not open: %s", v, strerror(errno));
+			status_fd = (int)v;
+			i++;
+		}
+	}
+
+	for (i = 1; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--") == 0) {
+			prog_idx = i + 1;
+			break;
+		}
+		if (strcmp(opt, "--allow-root") == 0) {
+			allow_root = 1;
+			continue;
+		}
+		if (strncmp(opt, "--", 2) != 0)
+			fail("usage: unexpected argument '%s' (put the program after --)", opt);
+		if (val == NULL)
+			fail("usage: option %s needs a value", opt);
+		i++;
+		if (strcmp(opt, "--status-fd") == 0) {
+			/* handled above */
+		} else if (strcmp(opt, "--listen") == 0) {
+			if (parse_ulong(val, INT_MAX, &v) != 0)
+				fail("usage: invalid --listen backlog '%s'", val);
+			backlog = (long)v;
+		} else if (strcmp(opt, "--rlimit") == 0) {
+			if (n_rlimits == MAX_RLIMITS)
+				fail("usage: too many --rlimit options");
+			parse_rlimit(argv[i], &rlimits[n_rlimits++]);
+		} else if (strcmp(opt, "--gid") == 0) {
+			if (parse_ulong(val, (gid_t)-2, &v) != 0)
+				fail("usage: invalid --gid '%s'", val);
+			gid = (long long)v;
+		} else if (strcmp(opt, "--uid") == 0) {
+			if (parse_ulong(val, (uid_t)-2, &v) != 0)
+				fail("usage: invalid --uid '%s'", val);
+			uid = (long long)v;
+		} else if (strcmp(opt, "--user") == 0) {
+			if (*val == '\0')
+				fail("usage: empty --user");
+			user = val;
+		} else if (strcmp(opt, "--chroot") == 0) {
+			chroot_dir = val;
+		} else if (strcmp(opt, "--chdir") == 0) {
+			chdir_dir = val;
+		} else if (strcmp(opt, "--pdeathsig") == 0) {
+			if (parse_ulong(val, NSIG - 1, &v) != 0 || v == 0)
+				fail("usage: invalid --pdeathsig '%s'", val);
+			pdeathsig = (long)v;
+		} else if (strcmp(opt, "--parent") == 0) {
+			if (parse_ulong(val, INT_MAX, &v) != 0 || v == 0)
+				fail("usage: invalid --parent '%s'", val);
+			parent = (long long)v;
+		} else {
+			fail("usage: unknown option '%s'", opt);
+		}
+	}
+	if (prog_idx < 0 || prog_idx >= argc)
+		fail("%s", USAGE_TEXT);
+	if (user != NULL && gid < 0 && uid < 0)
+		fail("usage: --user needs --gid or --uid");
+	/* refuse root targets before touching anything */
+	if (uid == 0 && !allow_root)
+		fail("I will not set uid to 0");
+	if (gid == 0 && !allow_root)
+		fail("I will not set gid to 0");
+
+	/* 1. a successful exec closes the status fd: EOF without data = started */
+	if (status_fd >= 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0)
+		fail("fcntl(%d, F_SETFD) failed: %s", status_fd, strerror(errno));
+
+	/* 2. the supervisor only bound the socket; listening is the child's job */
+	if (backlog >= 0 && listen(0, (int)backlog) < 0)
+		fail("listen failed: %s", strerror(errno));
+
+	/* 3. rlimits, while still privileged (raising a hard limit needs root) */
+	for (i = 0; i < n_rlimits; i++)
+		if (setrlimit(rlimits[i].resource, &rlimits[i].lim) < 0)
+			fail("setrlimit(%s) failed: %s", rlimits[i].name, strerror(errno));
+
+	/* 4. group ids, before chroot while /etc/group is still readable */
+	if (gid >= 0 && setgid((gid_t)gid) < 0)
+		fail("setgid(%lld) failed: %s", gid, strerror(errno));
+	if (gid >= 0 || uid >= 0) {
+		gid_t g = gid >= 0 ? (gid_t)gid : getgid();
+		if (user != NULL) {
+			if (initgroups(user, g) < 0)
+				fail("initgroups('%s', %u) failed: %s", user, (unsigned)g, strerror(errno));
+		} else if (setgroups(0, NULL) < 0) {
+			fail("setgroups(0, NULL) failed: %s", strerror(errno));
+		}
+	}
+
+	/* 5. chroot */
+	if (chroot_dir != NULL) {
+		if (chroot(chroot_dir) < 0)
+			fail("chroot('%s') failed: %s", chroot_dir, strerror(errno));
+		if (chdir("/") < 0)
+			fail("chdir('/') failed: %s", strerror(errno));
+	}
+
+	/* 6. user id */
+	if (uid >= 0 && setuid((uid_t)uid) < 0)
+		fail("setuid(%lld) failed: %s", uid, strerror(errno));
+
+	/* 7. working directory, relative to the new root, as the target user */
+	if (chdir_dir != NULL && chdir(chdir_dir) < 0)
+		fail("chdir('%s') failed: %s", chdir_dir, strerror(errno));
+
+	/* 8. parent death signal; after setuid, which would clear it */
+	if (pdeathsig > 0 && prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_PDEATHSIG, %ld) failed: %s", pdeathsig, strerror(errno));
+	if (parent > 0 && (long long)getppid() != parent)
+		fail("parent %lld died before exec", parent);
+
+	/* 9. no stray descriptors for the application (keep the CLOEXEC status fd) */
+	if (status_fd > 2) {
+		close_from(3, (unsigned)status_fd - 1);
+		close_from((unsigned)status_fd + 1, ~0U);
+	} else {
+		close_from(3, ~0U);
+	}
+
+	/* 10. default dispositions and an empty mask (Node and shells leave some set) */
+	{
+		sigset_t empty;
+		int s;
+		for (s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL); /* SIGKILL/SIGSTOP and glibc-internal ones fail: fine */
+		sigemptyset(&empty);
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+	}
+	/* The parent may have died while the death signal was still ignored. */
+	if (parent > 0 && (long long)getppid() != parent)
+		fail("parent %lld died before exec", parent);
+
+	/* 11. exec */
+	execv(argv[prog_idx], argv + prog_idx);
+	fail("exec('%s') failed: %s", argv[prog_idx], strerror(errno));
+}
