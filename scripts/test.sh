@@ -13,6 +13,7 @@ for pair in $needs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 [ -f /usr/include/fcgiapp.h ] || missing="$missing libfcgi-dev"
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
 [ -f /usr/share/perl5/FCGI.pm ] || [ -n "$(find /usr/lib -name FCGI.pm -path '*perl*' 2>/dev/null | head -1)" ] || missing="$missing libfcgi-perl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -51,9 +51,29 @@ Supervision:
  --start-check DURATION     a child must stay up this long at start (100ms)
  --keep-socket              leave the Unix socket file at exit
 
-Logging:
+Recycling and limits:
+ --max-rss MB               recycle a child above this RSS (needs
+                            --check-interval); the new one starts first
+ --max-age DURATION         recycle each child after this long (+0-10 % jitter)
+ --check-interval DURATION  how often --max-rss looks (no periodic work
+                            without it)
+ --rlimit NAME=SOFT[:HARD]  resource limit for the children (repeatable), e.g.
+                            nofile=4096, core=0, as=1073741824
+
+Operation:
+ --control PATH             control socket for 'spawn-fcgi-ts status' (mode 0600;
+                            default: PIDFILE.control, else SOCKET.control, else
+                            /run/spawn-fcgi-ts-PORT.control)
+ --metrics ADDR             serve OpenMetrics at http://ADDR/metrics
+                            (host:port, :port for 127.0.0.1, or a unix path)
+ --fd-name NAME             with systemd socket activation: the passed socket
+                            to use (LISTEN_FDNAMES); -s/-p may then be left out
  --log-format text|json     (default text)
  --log-file PATH            log there instead of stderr; SIGUSR1 reopens it
+
+ spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | -p PORT] [--json]
+                            show the running pool: PIDs, states, restarts,
+                            last exits, CPU and memory
 
 Signals: TERM/INT stop (twice: kill now), HUP rolling restart, USR2 is
 forwarded, TTIN/TTOU add/remove a child, USR1 reopens the log file.

@@ -12,7 +12,10 @@ export type SocketSpec =
 export interface Options {
   /** argv of the FastCGI application; with `-f` it is `/bin/sh -c "exec <path>"`. */
   app: string[];
-  socket: SocketSpec;
+  /** undefined only when systemd passes the socket (LISTEN_FDS). */
+  socket?: SocketSpec;
+  /** `--fd-name`: which passed socket to adopt. */
+  fdName?: string;
   backlog: number;
   /** `-M`: applied exactly; undefined = 0660 & ~umask. */
   socketMode?: number;
@@ -46,6 +49,17 @@ export interface Options {
   keepSocket: boolean;
   logFormat: 'text' | 'json';
   logFile?: string;
+  /** `--rlimit NAME=SOFT[:HARD]`, applied by the helper before exec. */
+  rlimits: string[];
+  /** Recycle a child above this RSS (bytes), checked every checkIntervalMs. */
+  maxRssBytes?: number;
+  /** Recycle a child older than this (with up to 10 % jitter). */
+  maxAgeMs?: number;
+  checkIntervalMs?: number;
+  /** Control socket path for `spawn-fcgi-ts status`. */
+  control?: string;
+  /** `--metrics`: `host:port` or a unix path serving OpenMetrics at /metrics. */
+  metrics?: string;
 }
 
 /** What the command line (or a config file) said, before validation: every value as typed. */
@@ -81,6 +95,18 @@ export interface RawOptions {
   keepSocket?: boolean;
   logFormat?: string;
   logFile?: string;
+  fdName?: string;
+  rlimit?: string[];
+  maxRss?: string;
+  maxAge?: string;
+  checkInterval?: string;
+  control?: string;
+  metrics?: string;
+}
+
+export interface ResolveContext {
+  /** systemd passed listening sockets: -s/-p become optional. */
+  socketActivation: boolean;
 }
 
 export const DEFAULTS = {
@@ -94,9 +120,9 @@ export const DEFAULTS = {
   startCheck: '100ms',
 } as const;
 
-export function resolveOptions(raw: RawOptions): Options {
+export function resolveOptions(raw: RawOptions, context: ResolveContext = { socketActivation: false }): Options {
   const app = resolveApp(raw);
-  const socket = resolveSocket(raw);
+  const socket = resolveSocket(raw, context.socketActivation);
   const procs = raw.F === undefined ? DEFAULTS.procs : parseInteger('-F', raw.F, { min: 0 });
   const options: Options = {
     app,
@@ -127,7 +153,18 @@ export function resolveOptions(raw: RawOptions): Options {
     keepSocket: raw.keepSocket ?? false,
     logFormat: parseLogFormat(raw.logFormat),
     logFile: nonEmpty('--log-file', raw.logFile),
+    fdName: nonEmpty('--fd-name', raw.fdName),
+    rlimits: (raw.rlimit ?? []).map(parseRlimit),
+    maxRssBytes: raw.maxRss === undefined ? undefined : parseInteger('--max-rss', raw.maxRss, { min: 1 }) * 1024 * 1024,
+    maxAgeMs: raw.maxAge === undefined ? undefined : parseDuration('--max-age', raw.maxAge),
+    checkIntervalMs: raw.checkInterval === undefined ? undefined : parseDuration('--check-interval', raw.checkInterval),
+    control: nonEmpty('--control', raw.control),
+    metrics: nonEmpty('--metrics', raw.metrics),
   };
+  if (options.maxRssBytes !== undefined && options.checkIntervalMs === undefined) {
+    throw usageError('--max-rss needs --check-interval (how often to look at the children)');
+  }
+  if (options.checkIntervalMs !== undefined && options.checkIntervalMs < 100) throw usageError('--check-interval must be at least 100ms');
   if (options.procs === 0) throw usageError('-F 0 starts no child: give at least 1');
   if (options.maxRestartDelayMs < options.restartDelayMs) {
     throw usageError(`--max-restart-delay (${options.maxRestartDelayMs} ms) is shorter than --restart-delay (${options.restartDelayMs} ms)`);
@@ -142,7 +179,7 @@ function resolveApp(raw: RawOptions): string[] {
   throw usageError('no FastCGI application given');
 }
 
-function resolveSocket(raw: RawOptions): SocketSpec {
+function resolveSocket(raw: RawOptions, socketActivation: boolean): SocketSpec | undefined {
   const hasPort = raw.p !== undefined;
   const hasPath = raw.s !== undefined;
   if (hasPort && hasPath) throw usageError('either a Unix domain socket or a TCP-port, but not both');
@@ -151,7 +188,19 @@ function resolveSocket(raw: RawOptions): SocketSpec {
     const port = parsePort(raw.p!);
     return { kind: 'tcp', host: parseHost(raw.a ?? '0.0.0.0'), port };
   }
+  if (socketActivation) return undefined;
   throw usageError('no socket given (use either -p or -s)');
+}
+
+const RLIMITS = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** `nofile=4096`, `core=0`, `as=1073741824:unlimited`: checked here so that a typo is a usage error, not N failed children. */
+export function parseRlimit(text: string): string {
+  const match = /^([A-Za-z]+)=(\d+|unlimited|infinity)(?::(\d+|unlimited|infinity))?$/.exec(text);
+  if (match === null || !RLIMITS.includes(match[1]!.toLowerCase())) {
+    throw usageError(`invalid --rlimit '${text}' (NAME=SOFT[:HARD] with NAME one of ${RLIMITS.join(', ')})`);
+  }
+  return `${match[1]!.toLowerCase()}=${match[2]}${match[3] === undefined ? '' : `:${match[3]}`}`;
 }
 
 export function parseUnixPath(path: string): SocketSpec {

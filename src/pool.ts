@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { launch, type ChildExit, type LaunchSpec, type LaunchedChild } from './launcher.js';
 import { classifyExit, describeExit, exitStatus, restartDelay, type RestartPolicy } from './restart-policy.js';
 import { signalName } from './options.js';
@@ -12,6 +13,9 @@ interface Child {
   retiring: boolean;
   /** The helper could not set up or exec the app; the reason it gave. */
   setupFailure?: string;
+  /** Why it was retired (rolling restart, max age, max RSS), for the slot's last-exit record. */
+  retireReason?: string;
+  ageTimer?: NodeJS.Timeout;
 }
 
 export interface Slot {
@@ -23,6 +27,8 @@ export interface Slot {
   failures: number;
   lastExit?: { exit: ChildExit; at: number; reason: string };
   timer?: NodeJS.Timeout;
+  /** A replacement is being started (rolling restart or recycling). */
+  replacing: boolean;
 }
 
 export interface PoolOptions {
@@ -32,6 +38,8 @@ export interface PoolOptions {
   killSignal: number;
   killTimeoutMs: number;
   startCheckMs: number;
+  /** Recycle each child after this long, plus up to 10 % jitter so that they do not all go at once. */
+  maxAgeMs?: number;
   logger: Logger;
   /** The pool gave up on a crash-looping slot (--max-failures): the supervisor should stop with this status. */
   onGiveUp: (status: number) => void;
@@ -68,7 +76,7 @@ export class Pool {
   }
 
   private newSlot(index: number): Slot {
-    return { index, state: 'stopped', restarts: 0, failures: 0 };
+    return { index, state: 'stopped', restarts: 0, failures: 0, replacing: false };
   }
 
   private async startChecked(slot: Slot): Promise<StartResult> {
@@ -98,6 +106,10 @@ export class Pool {
       else if (slot.child === child && slot.state === 'starting') slot.state = 'running';
     });
     process.exited.then((exit) => this.onExit(slot, child, exit));
+    if (this.options.maxAgeMs !== undefined) {
+      const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * Math.random()));
+      child.ageTimer = setTimeout(() => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`), age);
+    }
     return child;
   }
 
@@ -105,9 +117,11 @@ export class Pool {
     const { logger, policy } = this.options;
     const pid = child.process.pid;
     this.retired.delete(child);
+    if (child.ageTimer !== undefined) clearTimeout(child.ageTimer);
     const uptimeMs = Date.now() - child.startedAt;
     const reason = child.setupFailure !== undefined ? `could not start: ${child.setupFailure}` : describeExit(exit);
     if (slot.child !== child) {
+      if (child.retireReason !== undefined) slot.lastExit = { exit, at: Date.now(), reason: `${child.retireReason} (${reason})` };
       logger.debug('retired', `retired child exited (${reason})`, { slot: slot.index, pid });
       return;
     }
@@ -159,12 +173,13 @@ export class Pool {
   }
 
   /** Send the kill signal to a child, then SIGKILL if it is still there after the kill timeout. */
-  private retire(child: Child): void {
+  private retire(child: Child, reason?: string): void {
     child.retiring = true;
+    child.retireReason = reason;
     this.retired.add(child);
     child.process.signal(this.options.killSignal);
     const timer = setTimeout(() => {
-      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after SIG${signalName(this.options.killSignal).replace(/^SIG/, '')}: sending SIGKILL`, { pid: child.process.pid });
+      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after ${signalName(this.options.killSignal)}: sending SIGKILL`, { pid: child.process.pid });
       child.process.signal('SIGKILL');
     }, this.options.killTimeoutMs);
     child.process.exited.then(() => clearTimeout(timer));
@@ -201,38 +216,60 @@ export class Pool {
   }
 
   /**
-   * Replace each child in turn: start the new one, wait until it has exec'd and passed the start check,
-   * then retire the old one with the kill signal. The socket's accept queue holds connections meanwhile,
-   * and the pool never has fewer than N children accepting.
+   * Replace each child in turn (SIGHUP). The socket's accept queue holds connections meanwhile, and the
+   * pool never has fewer than N children accepting. Stops at the first replacement that fails to start.
    */
-  async rollingRestart(): Promise<void> {
+  async rollingRestart(): Promise<boolean> {
     for (const slot of [...this.slots]) {
-      if (this.stopping) return;
+      if (this.stopping) return false;
+      if (!this.slots.includes(slot)) continue;
+      if (!(await this.replace(slot, 'rolling restart'))) return false;
+    }
+    return true;
+  }
+
+  /** Replace one child because of its age or memory; nothing happens if its slot is already being replaced. */
+  async recycle(slot: Slot, child: Child, reason: string): Promise<void> {
+    if (this.stopping || slot.child !== child || slot.replacing) return;
+    this.options.logger.info('recycle', `recycling child: ${reason}`, { slot: slot.index, pid: child.process.pid });
+    await this.replace(slot, `recycled: ${reason}`);
+  }
+
+  /**
+   * Start the new child first, wait until it has exec'd and passed the start check, then retire the old one
+   * with the kill signal. If the new one fails, the old one keeps serving.
+   */
+  private async replace(slot: Slot, reason: string): Promise<boolean> {
+    if (slot.replacing) return false;
+    slot.replacing = true;
+    try {
       const old = slot.child;
       if (slot.timer !== undefined) {
         clearTimeout(slot.timer);
         slot.timer = undefined;
       }
       const fresh = this.spawn(slot);
-      this.options.logger.info('reload', `rolling restart: new child PID: ${fresh.process.pid}${old ? `, replacing ${old.process.pid}` : ''}`, { slot: slot.index, pid: fresh.process.pid });
+      this.options.logger.info('replace', `${reason}: new child PID: ${fresh.process.pid}${old ? `, replacing ${old.process.pid}` : ''}`, { slot: slot.index, pid: fresh.process.pid });
       const outcome = await fresh.process.exec;
       const early = outcome.ok ? await Promise.race([fresh.process.exited, sleep(this.options.startCheckMs).then(() => undefined)]) : undefined;
-      if (old !== undefined) {
-        if (!outcome.ok || early !== undefined) {
-          // The new child failed: keep the old one serving rather than drop below N.
-          this.options.logger.error('reload', 'rolling restart: the new child failed to start; keeping the old one and stopping the restart', { slot: slot.index, pid: old.process.pid });
+      if (!outcome.ok || early !== undefined) {
+        const why = !outcome.ok ? outcome.reason : describeExit(early!);
+        this.options.logger.error('replace', `${reason}: the new child failed to start (${why})${old ? '; the old one keeps serving' : ''}`, { slot: slot.index, pid: fresh.process.pid });
+        if (old !== undefined && !this.stopping) {
           fresh.retiring = true;
           if (slot.timer !== undefined) clearTimeout(slot.timer);
           slot.timer = undefined;
           slot.child = old;
           slot.state = 'running';
-          if (outcome.ok && early === undefined) this.retire(fresh);
-          return;
         }
-        this.retire(old);
+        return false;
       }
+      if (old !== undefined) this.retire(old, reason);
       slot.restarts++;
       slot.failures = 0;
+      return true;
+    } finally {
+      slot.replacing = false;
     }
   }
 
@@ -259,8 +296,29 @@ export class Pool {
     this.options.logger.info('scale', `pool shrinks to ${this.slots.length}`, { slot: slot.index });
   }
 
+  /** Children above the memory limit (VmRSS of the child itself, read from /proc) are recycled. */
+  checkMemory(maxRssBytes: number): void {
+    for (const slot of this.slots) {
+      const child = slot.child;
+      if (child === undefined || slot.state !== 'running') continue;
+      const rss = readRssBytes(child.process.pid);
+      if (rss !== undefined && rss > maxRssBytes) {
+        void this.recycle(slot, child, `rss ${(rss / 1048576).toFixed(1)} MB > ${(maxRssBytes / 1048576).toFixed(0)} MB`);
+      }
+    }
+  }
+
   livePids(): number[] {
     return this.slots.flatMap((s) => (s.child ? [s.child.process.pid] : []));
+  }
+}
+
+function readRssBytes(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
   }
 }
 

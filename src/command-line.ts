@@ -1,0 +1,74 @@
+import yargs from 'yargs';
+import { usageError } from './errors.js';
+import type { RawOptions } from './options.js';
+
+/** spawn-fcgi's single-letter flags that take a value, and the long options that spawn-fcgi-ts adds. */
+const VALUE_FLAGS = ['f', 'd', 'a', 'p', 's', 'C', 'F', 'b', 'u', 'g', 'U', 'G', 'M', 'c', 'P'] as const;
+const LONG_VALUE_OPTIONS = {
+  'copy-env': 'copyEnv',
+  env: 'env',
+  'web-server-addrs': 'webServerAddrs',
+  'kill-signal': 'killSignal',
+  'kill-timeout': 'killTimeout',
+  'restart-delay': 'restartDelay',
+  'max-restart-delay': 'maxRestartDelay',
+  'stable-after': 'stableAfter',
+  'max-failures': 'maxFailures',
+  'start-check': 'startCheck',
+  'log-format': 'logFormat',
+  'log-file': 'logFile',
+  'fd-name': 'fdName',
+  rlimit: 'rlimit',
+  'max-rss': 'maxRss',
+  'max-age': 'maxAge',
+  'check-interval': 'checkInterval',
+  control: 'control',
+  metrics: 'metrics',
+} as const;
+const REPEATABLE = new Set(['env', 'copy-env', 'rlimit']);
+
+type Parsed = Record<string, unknown> & { _: (string | number)[]; '--'?: (string | number)[] };
+
+export function parseCommandLine(argv: string[]): { raw: RawOptions; help: boolean; version: boolean } {
+  const parser = yargs(argv)
+    .parserConfiguration({
+      'populate--': true,
+      'halt-at-non-option': true,
+      'camel-case-expansion': false,
+      'boolean-negation': false,
+      'dot-notation': false,
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+    })
+    .help(false)
+    .version(false)
+    .exitProcess(false)
+    .strict()
+    .fail((message, error) => {
+      throw usageError(message ?? error?.message ?? 'invalid command line');
+    });
+  for (const flag of VALUE_FLAGS) parser.option(flag, { type: 'string', requiresArg: true });
+  for (const flag of ['S', 'n', 'v', 'h', 'keep-socket', 'help', 'version']) parser.option(flag, { type: 'boolean' });
+  for (const name of Object.keys(LONG_VALUE_OPTIONS)) parser.option(name, { type: 'string', requiresArg: true });
+  const parsed = parser.parseSync() as Parsed;
+
+  const one = (name: string): string | undefined => {
+    const value = parsed[name];
+    if (value === undefined) return undefined;
+    return String(Array.isArray(value) ? value[value.length - 1] : value);
+  };
+  const many = (name: string): string[] | undefined => {
+    const value = parsed[name];
+    if (value === undefined) return undefined;
+    return (Array.isArray(value) ? value : [value]).map(String);
+  };
+  const raw: RawOptions = { S: parsed.S === true, n: parsed.n === true, keepSocket: parsed['keep-socket'] === true };
+  for (const flag of VALUE_FLAGS) raw[flag] = one(flag);
+  for (const [name, key] of Object.entries(LONG_VALUE_OPTIONS)) {
+    (raw as Record<string, unknown>)[key] = REPEATABLE.has(name) ? many(name) : one(name);
+  }
+  const app = [...parsed._, ...(parsed['--'] ?? [])].map(String);
+  if (app.length > 0) raw.app = app;
+  return { raw, help: parsed.h === true || parsed.help === true, version: parsed.v === true || parsed.version === true };
+}
+

@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import type { Pool, SlotState } from './pool.js';
+
+/** One slot as `status` and `/metrics` show it. */
+export interface SlotStatus {
+  slot: number;
+  pid: number | null;
+  state: SlotState;
+  startedAt: number | null;
+  restarts: number;
+  failures: number;
+  lastExit: { code: number | null; signal: string | null; at: number; reason: string } | null;
+  cpuPercent: number | null;
+  cpuSeconds: number | null;
+  rssBytes: number | null;
+}
+
+export interface PoolStatus {
+  supervisorPid: number;
+  socket: string;
+  startedAt: number;
+  now: number;
+  children: number;
+  restarts: number;
+  listenQueue: number | null;
+  slots: SlotStatus[];
+}
+
+interface Usage { cpu: number; memory: number; ctime: number }
+
+/**
+ * The pool's state, with CPU and memory from pidusage sampled now (on demand only: nothing samples on a timer).
+ * pidusage is loaded on the first request, so a pool that is never asked does not pay for it.
+ */
+export async function collectStatus(pool: Pool, meta: { socket: string; startedAt: number; listenQueue: () => number | null }): Promise<PoolStatus> {
+  const pids = pool.livePids();
+  const usage = await sampleUsage(pids);
+  const slots: SlotStatus[] = pool.slots.map((slot) => {
+    const pid = slot.child?.process.pid ?? null;
+    const u = pid === null ? undefined : usage.get(pid);
+    return {
+      slot: slot.index,
+      pid,
+      state: slot.state,
+      startedAt: slot.child?.startedAt ?? null,
+      restarts: slot.restarts,
+      failures: slot.failures,
+      lastExit: slot.lastExit === undefined ? null : {
+        code: slot.lastExit.exit.code,
+        signal: slot.lastExit.exit.signal,
+        at: slot.lastExit.at,
+        reason: slot.lastExit.reason,
+      },
+      cpuPercent: u === undefined ? null : round(u.cpu, 1),
+      cpuSeconds: u === undefined ? null : u.ctime / 1000,
+      rssBytes: u === undefined ? null : u.memory,
+    };
+  });
+  return {
+    supervisorPid: process.pid,
+    socket: meta.socket,
+    startedAt: meta.startedAt,
+    now: Date.now(),
+    children: pids.length,
+    restarts: slots.reduce((sum, s) => sum + s.restarts, 0),
+    listenQueue: meta.listenQueue(),
+    slots,
+  };
+}
+
+async function sampleUsage(pids: number[]): Promise<Map<number, Usage>> {
+  const result = new Map<number, Usage>();
+  if (pids.length === 0) return result;
+  const { default: pidusage } = await import('pidusage');
+  // One pid at a time: a child that exits between listing and sampling must not hide the others.
+  await Promise.all(pids.map(async (pid) => {
+    try {
+      result.set(pid, await pidusage(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }));
+  return result;
+}
+
+/** The listen queue of a TCP socket: rx_queue of its LISTEN row in /proc/net/tcp{,6}, found by the socket's inode. */
+export function tcpListenQueue(inode: number): number | null {
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try { text = readFileSync(file, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[9] === String(inode) && fields[3] === '0A') return parseInt(fields[4]!.split(':')[1]!, 16);
+    }
+  }
+  return null;
+}
+
+const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;

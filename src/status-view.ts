@@ -1,0 +1,49 @@
+import { Chalk } from 'chalk';
+import type { PoolStatus, SlotStatus } from './stats.js';
+
+/** `spawn-fcgi-ts status`: one table, colour only on a terminal. */
+export function renderStatusTable(status: PoolStatus, options: { color: boolean }): string {
+  const chalk = new Chalk({ level: options.color ? 1 : 0 });
+  const stateColour: Record<string, (s: string) => string> = {
+    running: chalk.green, starting: chalk.cyan, 'backing off': chalk.red, stopping: chalk.yellow, stopped: chalk.gray,
+  };
+  const header = ['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'LAST EXIT', 'CPU %', 'RSS'];
+  const rows = status.slots.map((s) => [
+    String(s.slot),
+    s.pid === null ? '-' : String(s.pid),
+    s.state,
+    s.startedAt === null ? '-' : formatDuration(status.now - s.startedAt),
+    String(s.restarts),
+    lastExitText(s, status.now),
+    s.cpuPercent === null ? '-' : s.cpuPercent.toFixed(1),
+    s.rssBytes === null ? '-' : formatBytes(s.rssBytes),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[], paint?: (cell: string, i: number) => string) =>
+    cells.map((c, i) => (paint ? paint(c.padEnd(widths[i]!), i) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const summary = `supervisor ${status.supervisorPid} on ${status.socket}: ${status.children} children, up ${formatDuration(status.now - status.startedAt)}, ${status.restarts} restarts` +
+    (status.listenQueue === null ? '' : `, listen queue ${status.listenQueue}`);
+  return [
+    summary,
+    chalk.bold(line(header)),
+    ...rows.map((r) => line(r, (cell, i) => (i === 2 ? (stateColour[r[2]!] ?? ((x: string) => x))(cell) : cell))),
+  ].join('\n') + '\n';
+}
+
+function lastExitText(slot: SlotStatus, now: number): string {
+  if (slot.lastExit === null) return '-';
+  return `${slot.lastExit.reason}, ${formatDuration(now - slot.lastExit.at)} ago`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderOpenMetrics } from '../../src/metrics.js';
+import type { PoolStatus } from '../../src/stats.js';
+import { parseOpenMetrics } from '../helpers/openmetrics.js';
+
+const status: PoolStatus = {
+  supervisorPid: 10, socket: '/tmp/x.sock', startedAt: 1_700_000_000_000, now: 1_700_000_100_000, children: 2, restarts: 3, listenQueue: 4,
+  slots: [
+    { slot: 0, pid: 11, state: 'running', startedAt: 1_700_000_050_000, restarts: 1, failures: 0, lastExit: null, cpuPercent: 1.5, cpuSeconds: 0.25, rssBytes: 12_345_678 },
+    { slot: 1, pid: 12, state: 'running', startedAt: 1_700_000_060_000, restarts: 2, failures: 0, lastExit: { code: 0, signal: null, at: 1, reason: 'exit code 0' }, cpuPercent: 0, cpuSeconds: 1, rssBytes: 100 },
+    { slot: 2, pid: null, state: 'backing off', startedAt: null, restarts: 0, failures: 2, lastExit: { code: 1, signal: null, at: 2, reason: 'exit code 1' }, cpuPercent: null, cpuSeconds: null, rssBytes: null },
+  ],
+};
+
+test('the strict OpenMetrics parser accepts the output, with per-child labels and pool totals', () => {
+  const families = new Map(parseOpenMetrics(renderOpenMetrics(status)).map((f) => [f.name, f]));
+  assert.equal(families.get('spawn_fcgi_ts_children')?.samples[0]?.value, 2);
+  assert.equal(families.get('spawn_fcgi_ts_restarts')?.type, 'counter');
+  assert.equal(families.get('spawn_fcgi_ts_restarts')?.samples[0]?.value, 3);
+  assert.equal(families.get('spawn_fcgi_ts_listen_queue')?.samples[0]?.value, 4);
+  const rss = families.get('spawn_fcgi_ts_child_rss_bytes')!;
+  assert.equal(rss.unit, 'bytes');
+  assert.deepEqual(rss.samples.map((s) => [s.labels.slot, s.labels.pid, s.value]), [['0', '11', 12_345_678], ['1', '12', 100]]);
+  assert.deepEqual(families.get('spawn_fcgi_ts_child_restarts')!.samples.map((s) => s.value), [1, 2, 0]);
+  assert.deepEqual(families.get('spawn_fcgi_ts_child_cpu_seconds')!.samples.map((s) => [s.name, s.value]), [['spawn_fcgi_ts_child_cpu_seconds_total', 0.25], ['spawn_fcgi_ts_child_cpu_seconds_total', 1]]);
+});
+
+test('no listen-queue family when the depth is unknown (unix sockets)', () => {
+  const names = parseOpenMetrics(renderOpenMetrics({ ...status, listenQueue: null })).map((f) => f.name);
+  assert.ok(!names.includes('spawn_fcgi_ts_listen_queue'));
+  assert.ok(names.includes('spawn_fcgi_ts_children'));
+});
