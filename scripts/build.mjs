@@ -23,3 +23,14 @@ await build({
   logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
+
+// The FastCGI client, for the demo and the benchmark (plain .mjs scripts that do not compile TypeScript).
+await build({
+  entryPoints: [new URL('src/fcgi/client.ts', root).pathname],
+  outfile: new URL('dist/fcgi-client.mjs', root).pathname,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  logLevel: 'warning',
+});
