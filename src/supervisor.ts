@@ -1,14 +1,19 @@
+import { fstatSync } from 'node:fs';
+import { adoptPassedSocket, passedSockets } from './activation.js';
+import { defaultControlPath, startControlServer, startMetricsServer } from './control.js';
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
 import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
 import { locateApp } from './app-path.js';
 import { Logger } from './log.js';
-import type { Options } from './options.js';
+import { signalName, type Options } from './options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
+import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
 import { bindSocket, removeSocketFile, type BoundSocket } from './socket.js';
+import { collectStatus, tcpListenQueue } from './stats.js';
 
 /** Where the start-up result goes: the terminal in the foreground, the waiting parent in daemon mode. */
 export interface StartReporter {
@@ -26,6 +31,7 @@ interface Prepared {
   credentials: Credentials;
   owner: SocketOwner;
   appPath: string;
+  chroot?: string;
 }
 
 /** All checks that need no socket and no child: after this, only binding and spawning can fail. */
@@ -36,9 +42,7 @@ function prepare(options: Options, logger: Logger): Prepared {
   if (isRoot) {
     credentials = resolveCredentials(options.user, options.group);
     owner = resolveSocketOwner(options.socketUser, options.socketGroup, credentials);
-    if (credentials.uid === undefined) {
-      logger.warn('root', 'the FastCGI application runs as root: use -u to drop privileges');
-    }
+    if (credentials.uid === undefined) logger.warn('root', 'the FastCGI application runs as root: use -u to drop privileges');
   } else {
     const given = ROOT_ONLY.filter((flag) => rootOptionGiven(options, flag));
     if (given.length > 0) logger.warn('root-only', `${given.join(' ')} only work as root: ignored (as spawn-fcgi does)`);
@@ -48,12 +52,24 @@ function prepare(options: Options, logger: Logger): Prepared {
   const helperProblem = checkHelper(helperPath());
   if (helperProblem !== undefined) throw new SetupError(helperProblem);
   if (options.pidFile !== undefined) checkPidFile(options.pidFile);
-  return { credentials, owner, appPath };
+  return { credentials, owner, appPath, chroot };
 }
 
 function rootOptionGiven(options: Options, flag: (typeof ROOT_ONLY)[number]): boolean {
   const value = { '-u': options.user, '-g': options.group, '-U': options.socketUser, '-G': options.socketGroup, '-c': options.chroot, '-S': options.bindBeforeChroot || undefined }[flag];
   return value !== undefined;
+}
+
+/** The pool's socket: the one systemd passed, else a fresh bind. */
+async function acquireSocket(options: Options, prepared: Prepared): Promise<BoundSocket> {
+  const passed = passedSockets();
+  if (passed.length > 0) return adoptPassedSocket(passed, options.fdName, options.socket);
+  return bindSocket(options.socket!, {
+    mode: options.socketMode,
+    owner: prepared.owner,
+    chroot: prepared.chroot,
+    bindBeforeChroot: options.bindBeforeChroot,
+  });
 }
 
 function foregroundReporter(logger: Logger): StartReporter {
@@ -69,37 +85,37 @@ function foregroundReporter(logger: Logger): StartReporter {
  * Resolves with the process exit status.
  */
 export async function runSupervisor(options: Options, daemonReporter?: StartReporter): Promise<number> {
+  const startedAt = Date.now();
   const logger = new Logger({ format: options.logFormat, file: options.logFile });
   const reporter = daemonReporter ?? foregroundReporter(logger);
-  const isRoot = process.getuid?.() === 0;
-  let socket: BoundSocket | undefined;
+  const notifier = createNotifier(process.env, { onError: (line) => logger.warn('notify', line) });
+  const fail = (message: string, status: number): number => {
+    reporter.stderr(message);
+    reporter.done(status);
+    void notifier?.close();
+    return status;
+  };
+
+  let socket: BoundSocket;
   let prepared: Prepared;
   try {
     prepared = prepare(options, logger);
-    socket = await bindSocket(options.socket, {
-      mode: options.socketMode,
-      owner: prepared.owner,
-      chroot: isRoot ? options.chroot : undefined,
-      bindBeforeChroot: options.bindBeforeChroot,
-    });
+    socket = await acquireSocket(options, prepared);
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
-    reporter.stderr(error.message);
-    reporter.done(error.exitCode);
-    return error.exitCode;
+    return fail(error.message, error.exitCode);
   }
-  const boundSocket = socket;
 
   const launchSpec: LaunchSpec = {
     appPath: prepared.appPath,
     appArgs: options.app.slice(1),
-    socketFd: boundSocket.fd,
+    socketFd: socket.fd,
     backlog: options.backlog,
     env: buildChildEnvironment(process.env, options),
     credentials: prepared.credentials,
-    chroot: isRoot ? options.chroot : undefined,
+    chroot: prepared.chroot,
     chdir: options.chdir,
-    rlimits: [],
+    rlimits: options.rlimits,
   };
 
   let giveUpStatus: number | undefined;
@@ -112,6 +128,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     killSignal: options.killSignal,
     killTimeoutMs: options.killTimeoutMs,
     startCheckMs: options.startCheckMs,
+    maxAgeMs: options.maxAgeMs,
     logger,
     onGiveUp: (status) => {
       giveUpStatus = status;
@@ -119,22 +136,26 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     },
   });
 
+  const closers: (() => void)[] = [];
   let stopping: Promise<void> | undefined;
+  const cleanup = () => {
+    for (const close of closers.splice(0)) close();
+    if (!options.keepSocket) removeSocketFile(socket);
+    socket.close();
+    if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
+  };
   const shutdown = (why: string): Promise<void> => {
     stopping ??= (async () => {
-      logger.info('stop', `stopping (${why}): sending the kill signal to ${pool.livePids().length} children`);
+      notifier?.stopping();
+      logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${pool.livePids().length} children`);
       await pool.stop();
       cleanup();
       resolveStopped();
     })();
     return stopping;
   };
-  const cleanup = () => {
-    if (!options.keepSocket) removeSocketFile(boundSocket);
-    boundSocket.close();
-    if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
-  };
 
+  let reloading = false;
   const removeHandlers = installSignalHandlers({
     stop: (signal) => {
       if (stopping !== undefined) {
@@ -145,13 +166,19 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
       void shutdown(signal);
     },
     reload: () => {
-      if (stopping !== undefined) return;
+      if (stopping !== undefined || reloading) return;
+      reloading = true;
+      notifier?.reloading();
       logger.info('reload', 'SIGHUP: rolling restart');
-      void pool.rollingRestart().then(() => logger.info('reload', 'rolling restart done'));
+      void pool.rollingRestart().then((complete) => {
+        reloading = false;
+        logger.info('reload', complete ? 'rolling restart done' : 'rolling restart stopped early');
+        if (stopping === undefined) notifier?.ready(`${pool.livePids().length} children`);
+      });
     },
     forward: (signal) => pool.forward(signal),
-    grow: () => pool.grow(),
-    shrink: () => pool.shrink(),
+    grow: () => { pool.grow(); notifier?.status(`${pool.slots.length} children`); },
+    shrink: () => { pool.shrink(); notifier?.status(`${pool.slots.length} children`); },
     reopenLogs: () => logger.reopen(),
   });
 
@@ -159,9 +186,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   if (!started.ok) {
     removeHandlers();
     cleanup();
-    reporter.stderr(started.reason);
-    reporter.done(started.status);
-    return started.status;
+    return fail(started.reason, started.status);
   }
   if (options.pidFile !== undefined) {
     try {
@@ -170,17 +195,54 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
       await pool.stop();
       removeHandlers();
       cleanup();
-      reporter.stderr((error as Error).message);
-      reporter.done(255);
-      return 255;
+      return fail((error as Error).message, 255);
     }
   }
+
+  const socketInode = fstatSync(socket.fd).ino;
+  const statusSource = () => collectStatus(pool, {
+    socket: socket.label,
+    startedAt,
+    listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
+  });
+  await startObservers(options, statusSource, logger, closers);
+  if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
+    const timer = setInterval(() => pool.checkMemory(options.maxRssBytes!), options.checkIntervalMs);
+    closers.push(() => clearInterval(timer));
+  }
+
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
-  logger.info('ready', `${started.pids.length} children serving on ${boundSocket.label}`);
+  logger.info('ready', `${started.pids.length} children serving on ${socket.label}`);
+  notifier?.ready(`${started.pids.length} children serving on ${socket.label}`);
+  notifier?.startWatchdog();
   reporter.done(0);
 
   await stopped;
   removeHandlers();
+  await notifier?.close();
   logger.info('stopped', giveUpStatus === undefined ? 'all children gone' : `all children gone; exiting with ${giveUpStatus}`);
   return giveUpStatus ?? 0;
+}
+
+/** The control socket (always, unless no path can be derived) and the metrics endpoint (when asked). */
+async function startObservers(options: Options, source: () => ReturnType<typeof collectStatus>, logger: Logger, closers: (() => void)[]): Promise<void> {
+  const controlPath = defaultControlPath(options);
+  if (controlPath !== undefined) {
+    try {
+      const control = await startControlServer(controlPath, source);
+      closers.push(control.close);
+      logger.debug('control', `control socket: ${control.path}`);
+    } catch (error) {
+      logger.warn('control', `no control socket: ${(error as Error).message}`);
+    }
+  }
+  if (options.metrics !== undefined) {
+    try {
+      const metrics = await startMetricsServer(options.metrics, source);
+      closers.push(metrics.close);
+      logger.info('metrics', `metrics at ${options.metrics} /metrics`);
+    } catch (error) {
+      logger.warn('metrics', `no metrics endpoint: ${(error as Error).message}`);
+    }
+  }
 }

@@ -1,0 +1,94 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, ROOT, RESPONDER, fcgiGet, parseResponder, requireBuild, startPool, track, untrack } from '../helpers/pool.js';
+import { childrenOf, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
+
+const LISTENER = join(ROOT, 'test', 'fixtures', 'ops', 'notify-listener.py');
+let dir: string;
+before(() => {
+  requireBuild();
+  dir = tmpDir('sfts-systemd');
+});
+after(() => removePath(dir));
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child.pid!);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { untrack(child.pid!); resolve(code); }));
+  return { child, output: () => output, exited };
+}
+
+test('socket activation: the passed socket becomes every child\'s fd 0, LISTEN_* never reach them, the socket file stays', async () => {
+  const socket = join(dir, 'activated.sock');
+  const activator = run('systemd-socket-activate', ['-l', socket, '--fdname=fcgi', '-E', 'PATH', process.execPath, CLI, '-n', '-F', '2', '--', RESPONDER]);
+  await waitFor(() => existsSync(socket), { timeoutMs: 5000, what: 'systemd-socket-activate to listen' });
+  // systemd-socket-activate execs the supervisor (same pid) on the first connection, which then waits in the queue.
+  const first = parseResponder((await fcgiGet({ path: socket }, {}, { timeoutMs: 10_000 })).body);
+  const supervisor = activator.child.pid!;
+  await waitFor(() => activator.output().includes('children serving on'), { timeoutMs: 5000 });
+  assert.match(activator.output(), /serving on .*activated\.sock \(passed by systemd as fd 3, name 'fcgi'\)/);
+  const children = childrenOf(supervisor);
+  assert.equal(children.length, 2);
+  assert.ok(children.includes(first.pid));
+  const passed = readlinkSync(`/proc/${supervisor}/fd/3`);
+  assert.match(passed, /^socket:\[\d+\]$/);
+  for (const pid of children) assert.equal(readlinkSync(`/proc/${pid}/fd/0`), passed);
+  assert.deepEqual(first.envNames.filter((n) => /^(LISTEN_|NOTIFY_SOCKET)/.test(n)), []);
+  process.kill(supervisor, 'SIGTERM');
+  assert.equal(await activator.exited, 0);
+  assert.ok(existsSync(socket), 'a passed socket is systemd\'s: never removed');
+  for (const pid of children) assert.ok(isGone(pid));
+  removePath(socket);
+});
+
+test('socket activation with a -s that names another socket is refused', async () => {
+  const socket = join(dir, 'other.sock');
+  const activator = run('systemd-socket-activate', ['-l', socket, '-E', 'PATH', process.execPath, CLI, '-n', '-s', join(dir, 'not-this.sock'), '--', RESPONDER]);
+  await waitFor(() => existsSync(socket), { timeoutMs: 5000 });
+  await fcgiGet({ path: socket }, {}, { timeoutMs: 3000 }).catch(() => undefined);
+  assert.equal(await activator.exited, 255);
+  assert.match(activator.output(), /the socket passed by systemd \(.*other\.sock\) is not the one given on the command line \(.*not-this\.sock\)/);
+  removePath(socket);
+});
+
+async function notifications(path: string) {
+  const listener = run('/usr/bin/python3', [LISTENER, path]);
+  await waitFor(() => listener.output().includes('listening'), { timeoutMs: 5000, what: 'the notify listener' });
+  const messages = () => listener.output().trim().split('\n').slice(1).map((l) => JSON.parse(l) as { message: string; pid: number | null });
+  return { listener, messages };
+}
+
+for (const abstract of [false, true]) {
+  test(`sd_notify on ${abstract ? 'an abstract' : 'a path'} socket: READY with STATUS, RELOADING during a rolling restart, STOPPING, watchdog pings, sent as the supervisor`, async () => {
+    const notifySocket = abstract ? `@sfts-notify-${process.pid}` : join(dir, 'notify.sock');
+    const { listener, messages } = await notifications(notifySocket);
+    const socket = join(dir, 'notified.sock');
+    const pool = await startPool(['-s', socket, '-F', '2', '--', RESPONDER], { env: { ...process.env, NOTIFY_SOCKET: notifySocket, WATCHDOG_USEC: '300000' } });
+    await waitFor(() => messages().some((m) => m.message.startsWith('READY=1')), { timeoutMs: 5000, what: 'READY=1' });
+    const ready = messages().find((m) => m.message.startsWith('READY=1'))!;
+    assert.match(ready.message, /^READY=1\nSTATUS=2 children serving on .*notified\.sock$/);
+    assert.equal(ready.pid, pool.pid, 'the datagram carries the supervisor\'s pid (NotifyAccess=main accepts it)');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const pings = messages().filter((m) => m.message === 'WATCHDOG=1').length;
+    assert.ok(pings >= 4 && pings <= 12, `${pings} watchdog pings in ~1 s at WATCHDOG_USEC/2 = 150 ms`);
+
+    const before = pool.childPids();
+    process.kill(pool.pid, 'SIGHUP');
+    await waitFor(() => pool.stderr().includes('rolling restart done'), { timeoutMs: 10_000 });
+    await waitFor(() => messages().filter((m) => m.message.startsWith('READY=1')).length === 2, { timeoutMs: 5000, what: 'READY=1 after the reload' });
+    assert.ok(pool.childPids().every((pid) => !before.includes(pid)));
+    assert.equal((await pool.stop()).code, 0);
+    await waitFor(() => messages().some((m) => m.message.startsWith('STOPPING=1')), { timeoutMs: 5000, what: 'STOPPING=1' });
+    const order = messages().map((m) => m.message.split('\n')[0]!.split('=')[0]).filter((n) => n !== 'WATCHDOG');
+    assert.deepEqual(order, ['READY', 'RELOADING', 'READY', 'STOPPING']);
+    assert.match(messages().find((m) => m.message.startsWith('RELOADING=1'))!.message, /MONOTONIC_USEC=\d+/);
+    listener.child.kill('SIGTERM');
+    await listener.exited;
+  });
+}
