@@ -15,7 +15,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  minifySyntax: true,
+  minify: true,
   legalComments: 'none',
   define: { SPAWN_FCGI_TS_VERSION: JSON.stringify(version) },
   // CommonJS dependencies (pidusage) call require(); give the ESM bundle one.

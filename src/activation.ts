@@ -88,8 +88,11 @@ export function adoptPassedSocket(sockets: PassedSocket[], name: string | undefi
     throw new SetupError(`the socket passed by systemd (${describe(address)}) is not the one given on the command line (${describeSpec(expected)})`);
   }
   const label = `${describe(address)} (passed by systemd as fd ${chosen.fd}, name '${chosen.name}')`;
-  // Not ours: never unlinked, never closed before exit.
-  return { fd: chosen.fd, label, close: () => undefined };
+  const spec: SocketSpec | undefined = address.kind === 'unix'
+    ? { kind: 'unix', path: address.path, abstract: address.path.startsWith('@') }
+    : address.kind === 'tcp' ? { kind: 'tcp', host: address.host, port: address.port } : undefined;
+  // Not ours: never unlinked.
+  return { fd: chosen.fd, label, spec };
 }
 
 function sameSocket(address: SocketAddress, spec: SocketSpec): boolean {

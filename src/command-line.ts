@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
+import { loadConfigFile, mergeRawOptions } from './config-file.js';
 import { usageError } from './errors.js';
 import type { RawOptions } from './options.js';
 
@@ -30,6 +32,12 @@ const REPEATABLE = new Set(['env', 'copy-env', 'rlimit']);
 type Parsed = Record<string, unknown> & { _: (string | number)[]; '--'?: (string | number)[] };
 
 export function parseCommandLine(argv: string[]): { raw: RawOptions; help: boolean; version: boolean } {
+  const { raw, help, version, config } = parseFlags(argv);
+  // --config FILE: the spawn-php.sh variables, read without a shell; the command line wins over the file.
+  return { raw: config === undefined ? raw : mergeRawOptions(loadConfigFile(config, (path) => readFileSync(path, 'utf8')), raw), help, version };
+}
+
+function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: boolean; config?: string } {
   const parser = yargs(argv)
     .parserConfiguration({
       'populate--': true,
@@ -49,7 +57,7 @@ export function parseCommandLine(argv: string[]): { raw: RawOptions; help: boole
     });
   for (const flag of VALUE_FLAGS) parser.option(flag, { type: 'string', requiresArg: true });
   for (const flag of ['S', 'n', 'v', 'h', 'keep-socket', 'help', 'version']) parser.option(flag, { type: 'boolean' });
-  for (const name of Object.keys(LONG_VALUE_OPTIONS)) parser.option(name, { type: 'string', requiresArg: true });
+  for (const name of [...Object.keys(LONG_VALUE_OPTIONS), 'config']) parser.option(name, { type: 'string', requiresArg: true });
   const parsed = parser.parseSync() as Parsed;
 
   const one = (name: string): string | undefined => {
@@ -69,6 +77,6 @@ export function parseCommandLine(argv: string[]): { raw: RawOptions; help: boole
   }
   const app = [...parsed._, ...(parsed['--'] ?? [])].map(String);
   if (app.length > 0) raw.app = app;
-  return { raw, help: parsed.h === true || parsed.help === true, version: parsed.v === true || parsed.version === true };
+  return { raw, help: parsed.h === true || parsed.help === true, version: parsed.v === true || parsed.version === true, config: one('config') };
 }
 

@@ -34,6 +34,11 @@ Options:
  -U <user>      change Unix domain socket owner to user-id
  -G <group>     change Unix domain socket group to group-id
 
+Configuration file:
+ --config FILE              read spawn-php.sh variables (FCGISOCKET, FCGIPORT,
+                            PHP_FCGI_CHILDREN, ALLOWED_ENV, USERID...) without
+                            running a shell; flags on the command line win
+
 Children's environment:
  --copy-env NAME[,NAME...]  clean environment with only these variables
  --env NAME=VALUE           add or override a variable (repeatable)

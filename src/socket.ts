@@ -9,7 +9,9 @@ import type { SocketOwner } from './identity.js';
 
 /**
  * A socket bound for the children. The supervisor never calls listen(2) on it and never watches it:
- * each child's helper listens on its fd 0, and only the children accept.
+ * each child's helper listens on its fd 0, and only the children accept. It is never closed either:
+ * libuv's close of a unix handle unlinks the path, which by then may be another instance's socket
+ * (or one --keep-socket wants kept); the descriptor goes away with the process.
  */
 export interface BoundSocket {
   fd: number;
@@ -18,7 +20,8 @@ export interface BoundSocket {
   /** The socket file on disk (unix, not abstract), for removal at stop. */
   filePath?: string;
   inode?: number;
-  close(): void;
+  /** What it is bound to, when known: for a socket passed by systemd, read back from /proc. */
+  spec?: SocketSpec;
 }
 
 export interface BindOptions {
@@ -69,7 +72,7 @@ async function bindUnix(path: string, abstract: boolean, options: BindOptions): 
     const address = `\0${path.slice(1)}`;
     if (await probeUnixSocket(address)) throw new SetupError("socket is already in use, can't spawn");
     const handle = bindHandle(address, -1, -1);
-    return { fd: handle.fd, label: path, close: () => handle.close() };
+    return keep(handle, { fd: handle.fd, label: path });
   }
   const filePath = socketFilePath(path, options);
   await removeStaleSocket(filePath);
@@ -96,7 +99,7 @@ async function bindUnix(path: string, abstract: boolean, options: BindOptions): 
       throw new SetupError(`couldn't chown socket: ${errnoText(error)}`);
     }
   }
-  return { fd: handle.fd, label: path, filePath, inode: lstatSync(filePath).ino, close: () => handle.close() };
+  return keep(handle, { fd: handle.fd, label: path, filePath, inode: lstatSync(filePath).ino });
 }
 
 /** spawn-fcgi's probe-then-unlink, except that a path that is not a socket is never removed. */
@@ -133,7 +136,7 @@ async function bindTcp(host: string, port: number): Promise<BoundSocket> {
   // libuv sets SO_REUSEADDR on every TCP bind, as spawn-fcgi does.
   const handle = bindHandle(address, port, family);
   const label = family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
-  return { fd: handle.fd, label, close: () => handle.close() };
+  return keep(handle, { fd: handle.fd, label });
 }
 
 function bindHandle(address: string, port: number, family: number): ServerHandle {
@@ -144,6 +147,13 @@ function bindHandle(address: string, port: number, family: number): ServerHandle
     throw new SetupError(`bind failed: ${errnoText({ code })}`);
   }
   return handle;
+}
+
+/** Bound handles stay referenced for the life of the process, so that no garbage collection closes them. */
+const liveHandles: ServerHandle[] = [];
+function keep(handle: ServerHandle, socket: BoundSocket): BoundSocket {
+  liveHandles.push(handle);
+  return socket;
 }
 
 function discard(handle: ServerHandle, filePath: string): void {

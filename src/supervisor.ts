@@ -141,7 +141,6 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   const cleanup = () => {
     for (const close of closers.splice(0)) close();
     if (!options.keepSocket) removeSocketFile(socket);
-    socket.close();
     if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
   };
   const shutdown = (why: string): Promise<void> => {
@@ -205,7 +204,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     startedAt,
     listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
   });
-  await startObservers(options, statusSource, logger, closers);
+  await startObservers({ ...options, socket: options.socket ?? socket.spec }, statusSource, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
     const timer = setInterval(() => pool.checkMemory(options.maxRssBytes!), options.checkIntervalMs);
     closers.push(() => clearInterval(timer));
