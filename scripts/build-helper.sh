@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build the native exec helper (build/spawn-fcgi-ts-helper) and the static
-# FastCGI test responder (build/static-responder) from the sources in the repo.
+# Build the native exec helper (build/spawn-fcgi-ts-helper), the sd_notify
+# sender (build/spawn-fcgi-ts-notify) and the static FastCGI test responder
+# (build/static-responder) from the sources in the repo.
 # Usage: sh scripts/build-helper.sh [--force]     (CC, CFLAGS are honoured)
 set -eu
 
@@ -42,6 +43,17 @@ else
 		exit 1
 	}
 	echo "build-helper: built $helper"
+fi
+
+notify=build/spawn-fcgi-ts-notify
+if up_to_date "$notify" src/native/notify.c; then
+	echo "build-helper: $notify is up to date"
+else
+	build "$notify" src/native/notify.c || {
+		echo "build-helper: compiling src/native/notify.c failed" >&2
+		exit 1
+	}
+	echo "build-helper: built $notify"
 fi
 
 responder=build/static-responder

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { constants as osConstants } from 'node:os';
 import type { Credentials } from './identity.js';
+import { splitLines } from './lines.js';
 
 /** Everything a child needs; built once per pool, the same for every slot. */
 export interface LaunchSpec {
@@ -115,16 +116,4 @@ function readStatus(stream: Readable): Promise<ExecOutcome> {
     stream.once('close', () => resolve(text === '' ? { ok: true } : { ok: false, reason: text.trim() }));
     stream.once('error', () => undefined);
   });
-}
-
-function splitLines(stream: Readable, onLine: (line: string) => void): void {
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    const lines = (rest + chunk).split('\n');
-    rest = lines.pop()!;
-    for (const line of lines) onLine(line);
-  });
-  stream.once('end', () => { if (rest !== '') onLine(rest); });
-  stream.once('error', () => undefined);
 }
