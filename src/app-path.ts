@@ -1,6 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { SetupError } from './errors.js';
+import { SetupError, errnoText } from './errors.js';
 
 export interface AppLocation {
   /** The path execv gets: absolute, as the child sees it (inside the chroot, if any). */
@@ -14,6 +14,7 @@ export interface AppLocation {
  */
 export function locateApp(name: string, { chroot, chdir, searchPath }: { chroot?: string; chdir?: string; searchPath: string }): AppLocation {
   const root = chroot ?? '/';
+  if (chroot !== undefined) checkChroot(chroot);
   const outside = (inner: string) => (chroot === undefined ? inner : join(root, inner));
   if (name.includes('/')) {
     const base = chdir !== undefined ? resolve(chroot === undefined ? process.cwd() : '/', chdir) : chroot === undefined ? process.cwd() : '/';
@@ -27,6 +28,17 @@ export function locateApp(name: string, { chroot, chdir, searchPath }: { chroot?
   }
   const where = chroot === undefined ? 'PATH' : `PATH inside the chroot '${chroot}'`;
   throw new SetupError(`can't find FastCGI application '${name}' on ${where}`);
+}
+
+/** The helper would fail the same way in every child; say it once, up front, in spawn-fcgi's words. */
+function checkChroot(chroot: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(chroot).isDirectory();
+  } catch (error) {
+    throw new SetupError(`chroot('${chroot}') failed: ${errnoText(error)}`);
+  }
+  if (!isDirectory) throw new SetupError(`chroot('${chroot}') failed: Not a directory`);
 }
 
 function isExecutableFile(path: string): boolean {

@@ -18,7 +18,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP_TEXT);
     return 255;
   }
-  if (argv[0] === '-?') {
+  const end = argv.indexOf('--');
+  if ((end < 0 ? argv : argv.slice(0, end)).includes('-?')) {
     process.stdout.write(HELP_TEXT);
     return 0;
   }

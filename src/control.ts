@@ -18,7 +18,11 @@ export function defaultControlPath(options: Pick<Options, 'control' | 'pidFile' 
   const socket = options.socket;
   if (socket?.kind === 'unix' && !socket.abstract) return `${socket.path}.control`;
   if (options.pidFile !== undefined) return `${options.pidFile}.control`;
-  if (socket?.kind === 'tcp') return join(writable('/run') ? '/run' : process.env.TMPDIR ?? '/tmp', `spawn-fcgi-ts-${socket.port}.control`);
+  if (socket?.kind === 'tcp') {
+    // Two pools may share a port on different addresses; a wildcard address is left out of the name.
+    const address = socket.host === '0.0.0.0' || socket.host === '::' ? '' : `${socket.host.replace(/[^0-9A-Za-z.]/g, '_')}-`;
+    return join(writable('/run') ? '/run' : process.env.TMPDIR ?? '/tmp', `spawn-fcgi-ts-${address}${socket.port}.control`);
+  }
   return undefined;
 }
 

@@ -13,7 +13,7 @@ Options:
  -d <directory> chdir to directory before spawning
  -a <address>   bind to IPv4/IPv6 address (defaults to 0.0.0.0)
  -p <port>      bind to TCP-port
- -s <path>      bind to Unix domain socket (@name: abstract socket)
+ -s <path>      bind to Unix domain socket (@name: abstract, passed by systemd)
  -M <mode>      change Unix domain socket mode (octal integer, default: allow
                 read+write for user and group as far as umask allows it)
  -C <children>  (PHP only) numbers of childs to spawn (default: not setting
@@ -67,8 +67,8 @@ Recycling and limits:
 
 Operation:
  --control PATH             control socket for 'spawn-fcgi-ts status' (mode 0600;
-                            default: PIDFILE.control, else SOCKET.control, else
-                            /run/spawn-fcgi-ts-PORT.control)
+                            default: SOCKET.control, else PIDFILE.control, else
+                            /run/spawn-fcgi-ts-[ADDR-]PORT.control)
  --metrics ADDR             serve OpenMetrics at http://ADDR/metrics
                             (host:port, :port for 127.0.0.1, or a unix path)
  --fd-name NAME             with systemd socket activation: the passed socket

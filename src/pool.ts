@@ -3,6 +3,7 @@ import { launch, type ChildExit, type LaunchSpec, type LaunchedChild } from './l
 import { classifyExit, describeExit, exitStatus, restartDelay, type RestartPolicy } from './restart-policy.js';
 import { signalName } from './options.js';
 import type { Logger } from './log.js';
+import { liveGroupMembers } from './process-group.js';
 
 export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped';
 
@@ -16,6 +17,10 @@ interface Child {
   /** Why it was retired (rolling restart, max age, max RSS), for the slot's last-exit record. */
   retireReason?: string;
   ageTimer?: NodeJS.Timeout;
+  /** Under the start check of start(): its exit is reported by start(), not restarted. */
+  checking?: boolean;
+  /** Settles when the child has exited and no process of its group is left (php-cgi's workers...). */
+  gone?: Promise<void>;
 }
 
 export interface Slot {
@@ -48,6 +53,8 @@ export interface PoolOptions {
 export type StartResult = { ok: true; pids: number[] } | { ok: false; status: number; reason: string };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** How often a retired child's process group is looked at until it is empty (only while stopping one). */
+const GROUP_POLL_MS = 25;
 
 /** N slots sharing one socket: start, restart with backoff, rolling restart, graceful stop. */
 export class Pool {
@@ -67,6 +74,7 @@ export class Pool {
   async start(): Promise<StartResult> {
     for (let i = 0; i < this.options.size; i++) this.slots.push(this.newSlot(i));
     const results = await Promise.all(this.slots.map((slot) => this.startChecked(slot)));
+    if (this.stopping) return { ok: false, status: 0, reason: 'stopped during start-up' };
     const failed = results.find((r) => !r.ok);
     if (failed !== undefined) {
       await this.stop();
@@ -81,6 +89,7 @@ export class Pool {
 
   private async startChecked(slot: Slot): Promise<StartResult> {
     const child = this.spawn(slot);
+    child.checking = true;
     const outcome = await child.process.exec;
     if (!outcome.ok) {
       await child.process.exited;
@@ -91,6 +100,7 @@ export class Pool {
       const reason = early.signal !== null ? `child signaled: ${early.signal}` : `child exited with: ${early.code}`;
       return { ok: false, status: exitStatus(early), reason };
     }
+    child.checking = false;
     return { ok: true, pids: [child.process.pid] };
   }
 
@@ -105,7 +115,8 @@ export class Pool {
       if (!outcome.ok) child.setupFailure = outcome.reason;
       else if (slot.child === child && slot.state === 'starting') slot.state = 'running';
     });
-    process.exited.then((exit) => this.onExit(slot, child, exit));
+    // The exit can be seen before the status pipe's end: classify it once the helper's report is in.
+    Promise.all([process.exited, process.exec]).then(([exit]) => this.onExit(slot, child, exit));
     if (this.options.maxAgeMs !== undefined) {
       const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * Math.random()));
       child.ageTimer = setTimeout(() => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`), age);
@@ -116,7 +127,6 @@ export class Pool {
   private onExit(slot: Slot, child: Child, exit: ChildExit): void {
     const { logger, policy } = this.options;
     const pid = child.process.pid;
-    this.retired.delete(child);
     if (child.ageTimer !== undefined) clearTimeout(child.ageTimer);
     const uptimeMs = Date.now() - child.startedAt;
     const reason = child.setupFailure !== undefined ? `could not start: ${child.setupFailure}` : describeExit(exit);
@@ -127,7 +137,7 @@ export class Pool {
     }
     slot.child = undefined;
     slot.lastExit = { exit, at: Date.now(), reason };
-    if (this.stopping || child.retiring) {
+    if (this.stopping || child.retiring || child.checking === true) {
       slot.state = 'stopped';
       return;
     }
@@ -165,24 +175,42 @@ export class Pool {
       this.options.logger.info('spawn', `child spawned: PID: ${child.process.pid}`, { slot: slot.index, pid: child.process.pid });
     };
     if (delayMs <= 0) {
-      go();
+      // Never from inside the exit callback: spawning there, death after death, starves the event loop
+      // (timers late by seconds, and every ChildProcess kept alive).
+      slot.timer = setTimeout(go, 0);
       return;
     }
     slot.state = 'backing off';
     slot.timer = setTimeout(go, delayMs);
   }
 
-  /** Send the kill signal to a child, then SIGKILL if it is still there after the kill timeout. */
-  private retire(child: Child, reason?: string): void {
+  /**
+   * Send the kill signal to a child's process group, then SIGKILL to the group if anything of it is still
+   * there after the kill timeout. `gone` settles when the child has exited and its group is empty: a
+   * php-cgi master may exit before the worker that is finishing a request.
+   */
+  private retire(child: Child, reason?: string): Promise<void> {
+    if (child.gone !== undefined) return child.gone;
     child.retiring = true;
     child.retireReason = reason;
     this.retired.add(child);
+    const { pid } = child.process;
     child.process.signal(this.options.killSignal);
+    let killed = false;
     const timer = setTimeout(() => {
-      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after ${signalName(this.options.killSignal)}: sending SIGKILL`, { pid: child.process.pid });
+      killed = true;
+      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after ${signalName(this.options.killSignal)}: sending SIGKILL to its process group`, { pid });
       child.process.signal('SIGKILL');
     }, this.options.killTimeoutMs);
-    child.process.exited.then(() => clearTimeout(timer));
+    child.gone = child.process.exited.then(async () => {
+      for (let members = liveGroupMembers(pid); members.length > 0; members = liveGroupMembers(pid)) {
+        if (killed) child.process.signal('SIGKILL');
+        await sleep(GROUP_POLL_MS);
+      }
+      clearTimeout(timer);
+      this.retired.delete(child);
+    });
+    return child.gone;
   }
 
   /** Stop every child with the kill signal, escalate after the timeout, and wait until all are gone. */
@@ -194,13 +222,12 @@ export class Pool {
       slot.timer = undefined;
       if (slot.child !== undefined) {
         slot.state = 'stopping';
-        waits.push(slot.child.process.exited);
-        this.retire(slot.child);
+        waits.push(this.retire(slot.child));
       } else {
         slot.state = 'stopped';
       }
     }
-    for (const child of this.retired) waits.push(child.process.exited);
+    for (const child of this.retired) waits.push(this.retire(child));
     await Promise.all(waits);
   }
 

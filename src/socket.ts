@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, lstatSync, unlinkSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ export interface BindOptions {
   bindBeforeChroot: boolean;
 }
 
-interface ServerHandle { fd: number; close(callback?: () => void): void }
+interface ServerHandle { fd: number; close(callback?: () => void): void; getsockname?(out: object): number }
 type CreateServerHandle = (address: string | null, port: number, addressType: number, fd?: number, flags?: number) => ServerHandle | number;
 
 /**
@@ -69,10 +69,9 @@ export function socketFilePath(path: string, options: Pick<BindOptions, 'chroot'
 
 async function bindUnix(path: string, abstract: boolean, options: BindOptions): Promise<BoundSocket> {
   if (abstract) {
-    const address = `\0${path.slice(1)}`;
-    if (await probeUnixSocket(address)) throw new SetupError("socket is already in use, can't spawn");
-    const handle = bindHandle(address, -1, -1);
-    return keep(handle, { fd: handle.fd, label: path });
+    // libuv (Node 20) binds an abstract name padded with NUL bytes to the full sun_path: nginx, libfcgi,
+    // PHP or Python clients, which use the exact name, would be refused. systemd binds it exactly.
+    throw new SetupError(`cannot bind the abstract socket '${path}' exactly on this Node.js: let systemd pass it (ListenStream=${path} in a .socket unit, or systemd-socket-activate -l ${path})`);
   }
   const filePath = socketFilePath(path, options);
   await removeStaleSocket(filePath);
@@ -146,7 +145,28 @@ function bindHandle(address: string, port: number, family: number): ServerHandle
     if (code === 'EADDRINUSE' && port === -1) throw new SetupError("socket is already in use, can't spawn");
     throw new SetupError(`bind failed: ${errnoText({ code })}`);
   }
+  // libuv holds back a TCP bind's EADDRINUSE until listen(2), which only the children call: left
+  // unnoticed, the socket stays unbound and a child's listen() binds it to a random port on 0.0.0.0.
+  const deferred = port === -1 ? 0 : handle.getsockname?.({}) ?? 0;
+  if (deferred !== 0) {
+    handle.close();
+    throw new SetupError(`bind failed: ${errnoText({ code: getSystemErrorName(deferred) })}`);
+  }
   return handle;
+}
+
+/**
+ * Close our copy of the socket once the children have been told to stop: the listening socket then
+ * closes with the last child, so later connects are refused (a web server retries them elsewhere)
+ * instead of queueing until the supervisor exits and being reset. Not through libuv, whose close would
+ * unlink a unix path.
+ */
+export function releaseSocket(socket: BoundSocket): void {
+  try {
+    closeSync(socket.fd);
+  } catch {
+    // Already closed.
+  }
 }
 
 /** Bound handles stay referenced for the life of the process, so that no garbage collection closes them. */

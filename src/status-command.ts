@@ -7,11 +7,12 @@ import { readPidFile } from './pidfile.js';
 import { parsePort, parseUnixPath } from './options.js';
 import { renderStatusTable } from './status-view.js';
 
-export const STATUS_HELP = `Usage: spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | -p PORT] [--json]
+export const STATUS_HELP = `Usage: spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | [-a ADDR] -p PORT] [--json]
 
 Shows the pool of a running spawn-fcgi-ts: slot, PID, state, uptime, restarts, last exit, CPU %, RSS.
-The control socket is --control, else PIDFILE.control, else SOCKET.control, else
-/run/spawn-fcgi-ts-PORT.control (or in $TMPDIR when /run is not writable).
+The control socket is --control, else SOCKET.control, else the one of the pool whose
+PID is in PIDFILE, else /run/spawn-fcgi-ts-[ADDR-]PORT.control (in $TMPDIR when /run
+is not writable; ADDR with -a, when the pool was bound to one address).
 `;
 
 /**
@@ -45,6 +46,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     .option('P', { type: 'string', requiresArg: true })
     .option('s', { type: 'string', requiresArg: true })
     .option('p', { type: 'string', requiresArg: true })
+    .option('a', { type: 'string', requiresArg: true })
     .option('json', { type: 'boolean' })
     .option('h', { type: 'boolean', alias: 'help' })
     .fail((message, error) => { throw usageError(message ?? error?.message ?? 'invalid command line'); })
@@ -54,7 +56,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const path = parsed.control ?? (parsed.P !== undefined ? controlPathOfRunningPool(parsed.P) : defaultControlPath({
-    socket: parsed.s !== undefined ? parseUnixPath(parsed.s) : parsed.p !== undefined ? { kind: 'tcp', host: '0.0.0.0', port: parsePort(parsed.p) } : undefined,
+    socket: parsed.s !== undefined ? parseUnixPath(parsed.s) : parsed.p !== undefined ? { kind: 'tcp', host: parsed.a ?? '0.0.0.0', port: parsePort(parsed.p) } : undefined,
   }));
   if (path === undefined) throw usageError('status needs --control PATH, -P PIDFILE, -s SOCKET or -p PORT');
   let status;

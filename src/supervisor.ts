@@ -12,7 +12,7 @@ import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
 import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
-import { bindSocket, removeSocketFile, type BoundSocket } from './socket.js';
+import { bindSocket, releaseSocket, removeSocketFile, type BoundSocket } from './socket.js';
 import { collectStatus, tcpListenQueue } from './stats.js';
 
 /** Where the start-up result goes: the terminal in the foreground, the waiting parent in daemon mode. */
@@ -147,7 +147,9 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     stopping ??= (async () => {
       notifier?.stopping();
       logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${pool.livePids().length} children`);
-      await pool.stop();
+      const poolStopped = pool.stop();
+      releaseSocket(socket);
+      await poolStopped;
       cleanup();
       resolveStopped();
     })();
@@ -182,6 +184,14 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   });
 
   const started = await pool.start();
+  if (!started.ok && stopping !== undefined) {
+    // Asked to stop (SIGTERM...) while starting: a clean stop, not a failed start.
+    await stopping;
+    removeHandlers();
+    logger.info('stopped', 'stopped during start-up');
+    reporter.done(0);
+    return 0;
+  }
   if (!started.ok) {
     removeHandlers();
     cleanup();

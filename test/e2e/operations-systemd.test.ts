@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, RESPONDER, fcgiGet, parseResponder, requireBuild, startPool, track, untrack } from '../helpers/pool.js';
+import { CLI, ROOT, RESPONDER, fcgiGet, parseResponder, requireBuild, runCli, startPool, track, untrack } from '../helpers/pool.js';
 import { childrenOf, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 
 const LISTENER = join(ROOT, 'test', 'fixtures', 'ops', 'notify-listener.py');
@@ -55,6 +55,35 @@ test('socket activation with a -s that names another socket is refused', async (
   assert.equal(await activator.exited, 255);
   assert.match(activator.output(), /the socket passed by systemd \(.*other\.sock\) is not the one given on the command line \(.*not-this\.sock\)/);
   removePath(socket);
+});
+
+test('abstract sockets: bound exactly by systemd and adopted with a matching -s @name; binding one ourselves is refused', async () => {
+  const name = `@sfts-abstract-${process.pid}`;
+  const refused = await runCli(['-n', '-s', name, '--', RESPONDER]);
+  assert.equal(refused.code, 255);
+  assert.match(refused.stderr, /cannot bind the abstract socket '@sfts-abstract-\d+' exactly on this Node\.js: let systemd pass it/);
+
+  const activator = run('systemd-socket-activate', ['-l', name, '-E', 'PATH', process.execPath, CLI, '-n', '-s', name, '-F', '2', '--', RESPONDER]);
+  await waitFor(() => activator.output().includes(`Listening on ${name}`), { timeoutMs: 5000 });
+  // A client that uses the exact name (Python, like libfcgi or nginx would) gets through to a child.
+  const script = `import socket, struct
+s = socket.socket(socket.AF_UNIX)
+s.connect(b"\\0" + ${JSON.stringify(name.slice(1))}.encode())
+body = b"\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00"
+s.sendall(struct.pack("!BBHHBB", 1, 1, 1, 8, 0, 0) + body + struct.pack("!BBHHBB", 1, 4, 1, 0, 0, 0) + struct.pack("!BBHHBB", 1, 5, 1, 0, 0, 0))
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+print(data.decode("latin-1"))`;
+  const client = run('/usr/bin/python3', ['-c', script]);
+  assert.equal(await client.exited, 0, client.output());
+  assert.match(client.output(), /^pid=\d+$/m);
+  await waitFor(() => activator.output().includes('children serving on'), { timeoutMs: 5000 });
+  assert.match(activator.output(), new RegExp(`2 children serving on ${name} \\(passed by systemd`));
+  process.kill(activator.child.pid!, 'SIGTERM');
+  assert.equal(await activator.exited, 0);
 });
 
 async function notifications(path: string) {

@@ -1,0 +1,221 @@
+/**
+ * Process and file-system probes for end-to-end tests, read straight from /proc (Linux only).
+ *
+ * PID 1 on the test machines reaps orphans late: a dead orphan lingers as a zombie and `kill -0`
+ * still succeeds on it. Every "is it gone?" question here therefore reads `State:` from
+ * /proc/<pid>/status and treats a zombie (or a missing entry) as gone.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export { sleep };
+
+/** The fields of /proc/<pid>/status that tests look at. Ids are numbers; VmRSS is in kB (absent for zombies). */
+export interface ProcStatus {
+  name: string;
+  /** One letter: R, S, D, Z, T... */
+  state: string;
+  ppid: number;
+  /** real, effective, saved, filesystem */
+  uid: [number, number, number, number];
+  gid: [number, number, number, number];
+  groups: number[];
+  vmRssKb?: number;
+}
+
+/** Parsed /proc/<pid>/status, or undefined when the process does not exist (any more). */
+export function readStatus(pid: number): ProcStatus | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string): string => {
+    const match = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
+    return match === null ? '' : match[1]!.trim();
+  };
+  const ids = (name: string) => field(name).split(/\s+/).map(Number) as [number, number, number, number];
+  const rss = /^(\d+)/.exec(field('VmRSS'));
+  return {
+    name: field('Name'),
+    state: field('State').charAt(0),
+    ppid: Number(field('PPid')),
+    uid: ids('Uid'),
+    gid: ids('Gid'),
+    groups: field('Groups') === '' ? [] : field('Groups').split(/\s+/).map(Number),
+    vmRssKb: rss === null ? undefined : Number(rss[1]),
+  };
+}
+
+/** True when the process no longer exists or is a zombie. */
+export function isGone(pid: number): boolean {
+  const status = readStatus(pid);
+  return status === undefined || status.state === 'Z';
+}
+
+/** A live (not zombie) process. */
+export const isAlive = (pid: number): boolean => !isGone(pid);
+
+/** Fields of /proc/<pid>/stat after the command name (which may contain spaces and parentheses). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process group id (field 5 of /proc/<pid>/stat), or undefined if the process is gone. */
+export function pgid(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields === undefined ? undefined : Number(fields[2]);
+}
+
+/** The session id (field 6 of /proc/<pid>/stat), or undefined if the process is gone. */
+export function sid(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields === undefined ? undefined : Number(fields[3]);
+}
+
+/** Every process on the machine: pid → ppid (a snapshot; processes may vanish while it is taken). */
+export function processTable(): Map<number, number> {
+  const table = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
+    if (fields !== undefined) table.set(Number(entry), Number(fields[1]));
+  }
+  return table;
+}
+
+/** Live (non-zombie) direct children of a process. */
+export function childrenOf(pid: number): number[] {
+  const result: number[] = [];
+  for (const [child, parent] of processTable()) if (parent === pid && isAlive(child)) result.push(child);
+  return result.sort((a, b) => a - b);
+}
+
+/** Live (non-zombie) descendants of a process, at any depth. */
+export function descendants(pid: number): number[] {
+  const table = processTable();
+  const byParent = new Map<number, number[]>();
+  for (const [child, parent] of table) byParent.set(parent, [...(byParent.get(parent) ?? []), child]);
+  const result: number[] = [];
+  const queue = [...(byParent.get(pid) ?? [])];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    if (isAlive(next)) result.push(next);
+    queue.push(...(byParent.get(next) ?? []));
+  }
+  return result.sort((a, b) => a - b);
+}
+
+/** The command line of a process, arguments joined by spaces ('' if gone or a kernel thread). */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Live processes whose command line contains `text` (e.g. a unique temp path a test put in the argv),
+ * this process excluded. The way to prove that a failed start left nothing running.
+ */
+export function processesMentioning(text: string): number[] {
+  const result: number[] = [];
+  for (const pid of processTable().keys()) {
+    if (pid === process.pid || !isAlive(pid)) continue;
+    if (cmdline(pid).includes(text)) result.push(pid);
+  }
+  return result.sort((a, b) => a - b);
+}
+
+/** Number of open descriptors of a process (entries of /proc/<pid>/fd). */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Send a signal if the process is still there; never throws. */
+export function signalIfAlive(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (isGone(pid)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // exited in between
+  }
+}
+
+export interface WaitOptions {
+  /** Give up after this long (default 10 s). */
+  timeoutMs?: number;
+  /** Poll this often (default 50 ms). */
+  intervalMs?: number;
+  /** Named in the timeout error. */
+  what?: string;
+}
+
+/**
+ * Poll `predicate` until it returns a truthy value and resolve with that value; reject with a clear
+ * error (including the last value or exception seen) after `timeoutMs`.
+ */
+export async function waitFor<T>(predicate: () => T | Promise<T>, options: WaitOptions = {}): Promise<NonNullable<T>> {
+  const { timeoutMs = 10_000, intervalMs = 50, what = 'condition' } = options;
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await predicate();
+      if (value) return value as NonNullable<T>;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** A path under /tmp that does not exist yet, unique to this run: `/tmp/<prefix>-<pid>-<random>`. */
+export function tmpPath(prefix: string): string {
+  return join('/tmp', `${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** A fresh directory under /tmp (mode 0700); remove it with `removePath`. */
+export function tmpDir(prefix: string): string {
+  return mkdtempSync(join('/tmp', `${prefix}-`));
+}
+
+/** rm -rf, never throwing. */
+export function removePath(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * A TCP port that was free on `host` a moment ago (bind to port 0, read it, close). Another process
+ * may take it before the test binds it; the range the kernel hands out makes that rare.
+ */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
