@@ -9,13 +9,12 @@
  * that PID, waits for the exit and removes the temp directory. An `after` hook stops whatever a
  * failing test left running.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import { httpRequest } from './nginx.js';
-import { freePort, isGone, removePath, signalIfAlive, tmpDir, waitFor } from './proc.js';
+import { freePort, removePath, tmpDir } from './proc.js';
+import { startWebServer, type RunningWebServer } from './web-server.js';
 
 export const LIGHTTPD = '/usr/sbin/lighttpd';
 
@@ -30,28 +29,10 @@ export interface LighttpdOptions {
   readyTimeoutMs?: number;
 }
 
-export interface RunningLighttpd {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:<port>` */
-  baseUrl: string;
-  /** The temp directory holding lighttpd.conf and error.log. */
-  dir: string;
+export interface RunningLighttpd extends RunningWebServer {
   /** The whole configuration file as written. */
   configText: string;
-  /** lighttpd's error log so far (server.errorlog). */
-  errorLog(): string;
-  /** SIGTERM by PID, wait for the exit (SIGKILL after 5 s), remove the temp directory. */
-  stop(): Promise<void>;
 }
-
-const running = new Set<RunningLighttpd>();
-after(async () => {
-  for (const server of [...running]) await server.stop();
-});
-process.once('exit', () => {
-  for (const server of running) signalIfAlive(server.pid, 'SIGKILL');
-});
 
 /** A lighttpd string literal. */
 export const quote = (text: string): string => `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -82,58 +63,10 @@ export async function startLighttpd(options: LighttpdOptions): Promise<RunningLi
     removePath(dir);
     throw new Error(`lighttpd -tt rejects the configuration (${check.status}): ${check.stdout}${check.stderr}\n${configText}`);
   }
-  const child = spawn(LIGHTTPD, ['-D', '-f', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  if (child.pid === undefined) throw new Error('could not start lighttpd');
-  const pid = child.pid;
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  const errorLog = () => {
-    try {
-      return readFileSync(join(dir, 'error.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const server: RunningLighttpd = {
-    pid,
-    port,
-    baseUrl: `http://127.0.0.1:${port}`,
-    dir,
-    configText,
-    errorLog,
-    stop: async () => {
-      if (!running.delete(server)) return;
-      if (!exited) signalIfAlive(pid, 'SIGTERM');
-      await Promise.race([exit, waitFor(() => isGone(pid), { timeoutMs: 5000 }).catch(() => undefined)]);
-      signalIfAlive(pid, 'SIGKILL');
-      removePath(dir);
-    },
-  };
-  running.add(server);
-  try {
-    await waitFor(
-      () => {
-        if (exited) throw new Error(`lighttpd exited: ${stderr}${errorLog()}`);
-        return canConnect(port);
-      },
-      { timeoutMs: options.readyTimeoutMs ?? 10_000, what: `lighttpd on 127.0.0.1:${port}` },
-    );
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
-  return server;
+  const server = await startWebServer('lighttpd', LIGHTTPD, ['-D', '-f', configPath], { dir, port, readyTimeoutMs: options.readyTimeoutMs });
+  return { ...server, configText };
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 // ---------------------------------------------------------------- load
 

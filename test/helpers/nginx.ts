@@ -9,13 +9,11 @@
  * `stop()` sends SIGTERM to nginx's PID and removes the temp directory; anything left is killed by an
  * `after` hook.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
-import { after } from 'node:test';
-import { freePort, isGone, removePath, signalIfAlive, tmpDir, waitFor } from './proc.js';
+import { freePort, tmpDir } from './proc.js';
+import { startWebServer, type RunningWebServer } from './web-server.js';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -28,18 +26,7 @@ export interface NginxOptions {
   readyTimeoutMs?: number;
 }
 
-export interface RunningNginx {
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:<port>` */
-  baseUrl: string;
-  /** The temp directory holding nginx.conf, logs and temp paths. */
-  dir: string;
-  /** nginx's error log so far. */
-  errorLog(): string;
-  /** SIGTERM by PID, wait for the exit, remove the temp directory. */
-  stop(): Promise<void>;
-}
+export type RunningNginx = RunningWebServer;
 
 export interface HttpAnswer {
   status: number;
@@ -47,13 +34,6 @@ export interface HttpAnswer {
   body: string;
 }
 
-const running = new Set<RunningNginx>();
-after(async () => {
-  for (const nginx of [...running]) await nginx.stop();
-});
-process.once('exit', () => {
-  for (const nginx of running) signalIfAlive(nginx.pid, 'SIGKILL');
-});
 
 export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
   const dir = tmpDir('sfts-nginx');
@@ -87,59 +67,9 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   // -e: the error log before the configuration is read (else nginx tries /var/log/nginx/error.log).
-  const child = spawn(NGINX, ['-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', `${dir}/`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  if (child.pid === undefined) throw new Error('could not start nginx');
-  const pid = child.pid;
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  const errorLog = () => {
-    try {
-      return readFileSync(join(dir, 'error.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const nginx: RunningNginx = {
-    pid,
-    port,
-    baseUrl: `http://127.0.0.1:${port}`,
-    dir,
-    errorLog,
-    stop: async () => {
-      if (!running.delete(nginx)) return;
-      if (!exited) signalIfAlive(pid, 'SIGTERM');
-      await Promise.race([exit, waitFor(() => isGone(pid), { timeoutMs: 5000 }).catch(() => undefined)]);
-      signalIfAlive(pid, 'SIGKILL');
-      removePath(dir);
-    },
-  };
-  running.add(nginx);
-  try {
-    await waitFor(
-      () => {
-        if (exited) throw new Error(`nginx exited: ${stderr}${errorLog()}`);
-        return canConnect(port);
-      },
-      { timeoutMs: options.readyTimeoutMs ?? 10_000, what: `nginx on 127.0.0.1:${port}` },
-    );
-  } catch (error) {
-    await nginx.stop();
-    throw error;
-  }
-  return nginx;
+  return startWebServer('nginx', NGINX, ['-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', `${dir}/`], { dir, port, readyTimeoutMs: options.readyTimeoutMs });
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** One HTTP request (no keep-alive) with an optional body; resolves with status, headers and body text. */
 export function httpRequest(url: string, options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpAnswer> {
