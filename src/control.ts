@@ -1,5 +1,5 @@
 import { lstatSync, unlinkSync } from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import type { Options } from './options.js';
@@ -33,7 +33,7 @@ function writable(dir: string): boolean {
 /** HTTP on the control socket (mode 0600): GET /status (JSON) and GET /metrics (OpenMetrics). */
 export async function startControlServer(path: string, source: StatusSource): Promise<{ close(): void; path: string }> {
   if (await isLiveSocket(path)) throw new Error(`control socket ${path} is in use by another process`);
-  const server = await createStatusServer(source);
+  const server = createStatusServer(source);
   const umask = process.umask(0o177);
   try {
     await listen(server, { path });
@@ -52,7 +52,7 @@ export async function startControlServer(path: string, source: StatusSource): Pr
 
 /** --metrics ADDR: `host:port`, `:port` (127.0.0.1) or a unix path. */
 export async function startMetricsServer(address: string, source: StatusSource): Promise<{ close(): void }> {
-  const server = await createStatusServer(source);
+  const server = createStatusServer(source);
   const tcp = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(address);
   if (tcp !== null) {
     await listen(server, { host: tcp[1] || '127.0.0.1', port: Number(tcp[2]) });
@@ -73,8 +73,7 @@ async function isLiveSocket(path: string): Promise<boolean> {
   return false;
 }
 
-async function createStatusServer(source: StatusSource): Promise<Server> {
-  const { createServer } = await import('node:http');
+function createStatusServer(source: StatusSource): Server {
   return createServer((request: IncomingMessage, response: ServerResponse) => {
     const url = request.url?.split('?')[0];
     if (request.method !== 'GET' || (url !== '/status' && url !== '/metrics')) {
@@ -103,7 +102,6 @@ function listen(server: Server, where: { path: string } | { host: string; port: 
 
 /** The client side of `spawn-fcgi-ts status`. */
 export async function fetchStatus(path: string, timeoutMs = 5000): Promise<PoolStatus> {
-  const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: path, path: '/status', method: 'GET', timeout: timeoutMs }, (response) => {
       let body = '';

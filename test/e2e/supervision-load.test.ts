@@ -45,10 +45,12 @@ test(`SIGHUP rolling restart under wrk -t2 -c32 -d6s through nginx: no failed re
 
   // Children count every 20 ms, from just before the SIGHUP until wrk is done.
   const samples: number[] = [];
+  const sampledAt: number[] = [];
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       samples.push(childrenOf(pool.pid).length);
+      sampledAt.push(Date.now());
       await sleep(20);
     }
   })();
@@ -75,7 +77,9 @@ test(`SIGHUP rolling restart under wrk -t2 -c32 -d6s through nginx: no failed re
     assert.equal(result.totalSocketErrors, 0, `socket errors:\n${result.output}`);
     assert.doesNotMatch(errorLog, /connect\(\) failed/, 'nginx could not connect to the pool');
     assert.deepEqual(nginxErrors, [], 'nginx logged errors');
-    assert.ok(samples.length >= 50, `too few samples (${samples.length})`);
+    // What matters is that the replacement window was watched, however busy the machine is.
+    const duringRestart = sampledAt.filter((at) => at >= hupAt && at <= hupAt + replacedAfter).length;
+    assert.ok(duringRestart >= 5, `too few samples while the children were replaced (${duringRestart} of ${samples.length})`);
     assert.ok(Math.min(...samples) >= N, `the pool dropped below ${N} children during the rolling restart: ${samples.join(',')}`);
   }
   const final = await waitFor(() => (pool.childPids().length === N ? pool.childPids() : undefined), { timeoutMs: 5000, what: `${N} children` });
