@@ -48,7 +48,9 @@ Supervision:
  --kill-signal SIG          signal that stops a child (default TERM; USR1 for
                             libfcgi applications)
  --kill-timeout DURATION    SIGKILL after this long (default 10s)
- --restart-delay DURATION   first backoff step after a fast failure (100ms)
+ --restart-delay DURATION   wait after a second fast failure in a row, doubling
+                            after each further one (100ms; the first restarts
+                            at once)
  --max-restart-delay DUR    backoff cap (default 30s)
  --stable-after DURATION    a child up this long restarts at once (10s)
  --max-failures N           stop and exit non-zero after N fast failures

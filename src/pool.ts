@@ -162,7 +162,8 @@ export class Pool {
     }
     const delay = restartDelay(slot.failures, policy);
     const capped = delay >= policy.maxRestartDelayMs * 0.8 ? ' (at the cap: still crash-looping, still retrying)' : '';
-    logger.warn('exit', `child failed after ${formatMs(uptimeMs)} (${reason}), failure ${slot.failures}, restarting in ${delay} ms${capped}`, { slot: slot.index, pid, delayMs: delay });
+    const when = delay === 0 ? `restarting now (a next fast failure waits ${restartDelay(2, policy, () => 0.5)} ms)` : `restarting in ${delay} ms${capped}`;
+    logger.warn('exit', `child failed after ${formatMs(uptimeMs)} (${reason}), failure ${slot.failures}, ${when}`, { slot: slot.index, pid, delayMs: delay });
     this.restart(slot, delay);
   }
 

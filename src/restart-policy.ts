@@ -26,10 +26,14 @@ export function classifyExit(exit: ChildExit, uptimeMs: number, policy: RestartP
   return uptimeMs >= policy.stableAfterMs ? 'stable-crash' : 'fast-crash';
 }
 
-/** Capped exponential backoff with ±20 % jitter (so that slots crashing together do not restart together). */
+/**
+ * The first fast failure is restarted at once (a worker killed by the OOM killer or by hand should be back
+ * as fast as multiwatch brings it back); from the second in a row, capped exponential backoff from the
+ * restart delay, with ±20 % jitter so that slots crashing together do not restart together.
+ */
 export function restartDelay(failures: number, policy: RestartPolicy, random: () => number = Math.random): number {
-  if (failures <= 0) return 0;
-  const exponential = policy.restartDelayMs * 2 ** Math.min(failures - 1, 30);
+  if (failures <= 1) return 0;
+  const exponential = policy.restartDelayMs * 2 ** Math.min(failures - 2, 30);
   const capped = Math.min(policy.maxRestartDelayMs, exponential);
   return Math.round(Math.min(policy.maxRestartDelayMs, capped * (0.8 + 0.4 * random())));
 }

@@ -35,19 +35,20 @@ function starts(logFile: string): { pid: number; at: number }[] {
   });
 }
 
-test('crash loop: restart delays grow 50, 100, 200, 400 ms (±20 %) and stay capped at 400 ms', async (t) => {
+test('crash loop: the first failure restarts at once, then delays grow 50, 100, 200, 400 ms (±20 %) and stay capped at 400 ms', async (t) => {
   const sock = join(dir, 'backoff.sock');
   const appLog = join(dir, 'backoff.log');
   // The first start stays up 300 ms (past the start check), every later one exits 1 at once.
-  // --max-failures 8 makes the run end by itself after 7 delays.
+  // --max-failures 8 makes the run end by itself after 7 restarts: one at once, then 6 delays.
   const result = await runCli(['-n', '-s', sock, '--restart-delay', '50ms', '--max-restart-delay', '400ms', '--max-failures', '8', '--', CRASH_LOOP, appLog, '1', '300'], { timeoutMs: 20_000 });
   const delays = loggedDelays(result.stderr);
   const runs = starts(appLog);
   const gaps = runs.slice(1).map((run, i) => run.at - runs[i]!.at);
   t.diagnostic(`logged delays ${delays.join(', ')} ms; gaps between starts ${gaps.join(', ')} ms; exit ${result.code}`);
 
-  assert.equal(delays.length, 7, `7 restarts with a delay expected before the 8th failure:\n${result.stderr}`);
-  const expected = [50, 100, 200, 400, 400, 400, 400];
+  assert.equal((result.stderr.match(/failure 1, restarting now/g) ?? []).length, 1, `the first failure restarts at once:\n${result.stderr}`);
+  assert.equal(delays.length, 6, `6 restarts with a delay expected before the 8th failure:\n${result.stderr}`);
+  const expected = [50, 100, 200, 400, 400, 400];
   delays.forEach((delay, i) => {
     const nominal = expected[i]!;
     assert.ok(delay >= Math.floor(nominal * 0.8) && delay <= Math.ceil(nominal * 1.2), `delay ${i + 1} is ${delay} ms, expected ${nominal} ms ±20 %`);
@@ -55,8 +56,9 @@ test('crash loop: restart delays grow 50, 100, 200, 400 ms (±20 %) and stay cap
   });
   // The app really was started again after (about) each delay.
   assert.equal(runs.length, 8, `the app should have started 8 times:\n${readFileSync(appLog, 'utf8')}`);
+  // gaps[0]: the first run's 300 ms plus the immediate restart; then one gap per delay.
   gaps.slice(1).forEach((gap, i) => {
-    assert.ok(gap >= delays[i + 1]!, `start ${i + 3} came ${gap} ms after the previous one, before its delay of ${delays[i + 1]} ms`);
+    assert.ok(gap >= delays[i]!, `start ${i + 3} came ${gap} ms after the previous one, before its delay of ${delays[i]} ms`);
   });
   assert.equal(result.code, 1);
 });
@@ -68,7 +70,8 @@ test('--max-failures 4: the supervisor exits with the app\'s status 1 by itself,
   t.diagnostic(`exit ${result.code}; ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   assert.equal(result.code, 1, `exit status: the app's (1)\n${result.stderr}`);
   assert.match(result.stderr, /giving up/);
-  assert.equal(loggedDelays(result.stderr).length, 3, `three restarts with a delay before the 4th failure:\n${result.stderr}`);
+  assert.equal((result.stderr.match(/restarting now/g) ?? []).length, 1, `one immediate restart:\n${result.stderr}`);
+  assert.equal(loggedDelays(result.stderr).length, 2, `then two restarts with a delay before the 4th failure:\n${result.stderr}`);
   assert.equal(existsSync(sock), false, 'the socket file is removed');
   assert.deepEqual(processesMentioning(appLog), [], 'no child (nor anything started with its log path) remains');
   for (const run of starts(appLog)) assert.ok(isGone(run.pid), `child ${run.pid} still alive`);

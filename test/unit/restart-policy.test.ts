@@ -15,11 +15,11 @@ test('a crash after a stable run restarts at once; a fast one backs off', () => 
   assert.equal(classifyExit({ code: 1, signal: null }, 9_999, policy), 'fast-crash');
 });
 
-test('backoff doubles and caps; jitter stays within ±20 % and under the cap', () => {
+test('the first fast failure restarts at once; then backoff doubles and caps; jitter stays within ±20 % and under the cap', () => {
   const mid = () => 0.5;
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 40].map((n) => restartDelay(n, policy, mid)), [100, 200, 400, 800, 1000, 1000, 1000]);
-  assert.equal(restartDelay(1, policy, () => 0), 80);
-  assert.equal(restartDelay(1, policy, () => 0.999), 120);
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 40].map((n) => restartDelay(n, policy, mid)), [0, 100, 200, 400, 800, 1000, 1000, 1000]);
+  assert.equal(restartDelay(2, policy, () => 0), 80);
+  assert.equal(restartDelay(2, policy, () => 0.999), 120);
   assert.equal(restartDelay(10, policy, () => 0.999), 1000);
   assert.equal(restartDelay(0, policy), 0);
 });
