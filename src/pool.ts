@@ -34,6 +34,8 @@ export interface Slot {
   timer?: NodeJS.Timeout;
   /** A replacement is being started (rolling restart or recycling). */
   replacing: boolean;
+  /** The child being replaced, still serving until its replacement has started. */
+  outgoing?: Child;
 }
 
 export interface PoolOptions {
@@ -64,8 +66,6 @@ export class Pool {
   private readonly retired = new Set<Child>();
 
   constructor(private readonly options: PoolOptions) {}
-
-  get isStopping(): boolean { return this.stopping; }
 
   /**
    * Start every slot and check each child, not only the first (spawn-fcgi's bug): each must exec and
@@ -107,16 +107,16 @@ export class Pool {
   /** Launch a child into a slot and wire its exit to the restart policy. */
   private spawn(slot: Slot): Child {
     const { logger } = this.options;
-    const process = launch(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, process.pid, stream, line));
-    const child: Child = { process, startedAt: Date.now(), retiring: false };
+    const launched = launch(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
+    const child: Child = { process: launched, startedAt: Date.now(), retiring: false };
     slot.child = child;
     slot.state = 'starting';
-    process.exec.then((outcome) => {
+    launched.exec.then((outcome) => {
       if (!outcome.ok) child.setupFailure = outcome.reason;
       else if (slot.child === child && slot.state === 'starting') slot.state = 'running';
     });
     // The exit can be seen before the status pipe's end: classify it once the helper's report is in.
-    Promise.all([process.exited, process.exec]).then(([exit]) => this.onExit(slot, child, exit));
+    Promise.all([launched.exited, launched.exec]).then(([exit]) => this.onExit(slot, child, exit));
     if (this.options.maxAgeMs !== undefined) {
       const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * Math.random()));
       child.ageTimer = setTimeout(() => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`), age);
@@ -227,6 +227,7 @@ export class Pool {
       } else {
         slot.state = 'stopped';
       }
+      if (slot.outgoing !== undefined) waits.push(this.retire(slot.outgoing));
     }
     for (const child of this.retired) waits.push(this.retire(child));
     await Promise.all(waits);
@@ -234,7 +235,10 @@ export class Pool {
 
   /** A second stop request: no more waiting. */
   killNow(): void {
-    for (const slot of this.slots) slot.child?.process.signal('SIGKILL');
+    for (const slot of this.slots) {
+      slot.child?.process.signal('SIGKILL');
+      slot.outgoing?.process.signal('SIGKILL');
+    }
     for (const child of this.retired) child.process.signal('SIGKILL');
   }
 
@@ -270,8 +274,9 @@ export class Pool {
   private async replace(slot: Slot, reason: string): Promise<boolean> {
     if (slot.replacing) return false;
     slot.replacing = true;
+    const old = slot.child;
+    slot.outgoing = old;
     try {
-      const old = slot.child;
       if (slot.timer !== undefined) {
         clearTimeout(slot.timer);
         slot.timer = undefined;
@@ -298,6 +303,7 @@ export class Pool {
       return true;
     } finally {
       slot.replacing = false;
+      slot.outgoing = undefined;
     }
   }
 
