@@ -244,11 +244,11 @@ export function parseInteger(flag: string, text: string, { min, max }: { min?: n
   return value;
 }
 
-/** `10`, `2.5`, `10s`, `500ms`, `1m`: a bare number is seconds. */
+/** `10`, `2.5`, `10s`, `500ms`, `1m`, `6h`: a bare number is seconds. */
 export function parseDuration(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (match === null) throw usageError(`invalid duration for ${flag}: '${text}' (seconds, or a number with ms, s or m)`);
-  const factor = { ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's']!;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) throw usageError(`invalid duration for ${flag}: '${text}' (seconds, or a number with ms, s, m or h)`);
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
   return Math.round(Number(match[1]) * factor);
 }
 

@@ -79,7 +79,8 @@ test('durations, signals, rlimits', () => {
   assert.equal(parseDuration('x', '2.5s'), 2500);
   assert.equal(parseDuration('x', '250ms'), 250);
   assert.equal(parseDuration('x', '1m'), 60_000);
-  assert.throws(() => parseDuration('x', '1h'), SetupError);
+  assert.equal(parseDuration('x', '6h'), 21_600_000);
+  assert.throws(() => parseDuration('x', '1d'), /invalid duration for x: '1d' \(seconds, or a number with ms, s, m or h\)/);
   assert.equal(parseSignal('x', 'TERM'), 15);
   assert.equal(parseSignal('x', 'SIGusr1'), 10);
   assert.equal(parseSignal('x', '12'), 12);
