@@ -21,7 +21,9 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[], paint?: (cell: string, i: number) => string) =>
     cells.map((c, i) => (paint ? paint(c.padEnd(widths[i]!), i) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  const summary = `supervisor ${status.supervisorPid} on ${status.socket}: ${status.children} children, up ${formatDuration(status.now - status.startedAt)}, ${status.restarts} restarts` +
+  const children = `${status.children} ${status.children === 1 ? 'child' : 'children'}`;
+  const restarts = `${status.restarts} ${status.restarts === 1 ? 'restart' : 'restarts'}`;
+  const summary = `supervisor ${status.supervisorPid} on ${status.socket}: ${children}, up ${formatDuration(status.now - status.startedAt)}, ${restarts}` +
     (status.listenQueue === null ? '' : `, listen queue ${status.listenQueue}`);
   return [
     summary,
