@@ -6,89 +6,33 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 
 import { fcgiRequest } from '../helpers/fcgi-mini.js';
+import { CLI, RESPONDER, ROOT, track, untrack } from '../helpers/pool.js';
+import { childrenOf, isAlive, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const INIT = join(REPO, 'scripts/init.d/spawn-fcgi-ts');
-const CLI = join(REPO, 'dist/cli.mjs');
-const RESPONDER = join(REPO, 'build/static-responder');
+const INIT = join(ROOT, 'scripts/init.d/spawn-fcgi-ts');
 const PHP_CGI = '/usr/bin/php-cgi';
 const PATH = `${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 
-const dir = mkdtempSync(join(tmpdir(), 'sfts-init-'));
+const dir = tmpDir('sfts-init');
 const socket = join(dir, 'pool.sock');
 const pidFile = join(dir, 'pool.pid');
 const defaults = join(dir, 'spawn-fcgi-ts.default');
 const PID_SCRIPT = join(dir, 'pid.php');
 writeFileSync(PID_SCRIPT, '<?php echo "pid=", getmypid(), "\\n";\n');
-const supervisors = new Set<number>();
 
-after(() => {
-  for (const pid of supervisors) {
-    if (!alive(pid) || !cmdlineOf(pid).includes(CLI)) continue; // gone, or the PID was reused
-    for (const p of [pid, ...childrenOf(pid)]) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+// The supervisors are track()ed (pool.ts stops them and their children when the file ends) and untrack()ed
+// once a test has seen them exit.
+after(() => removePath(dir));
 
 // ---------------------------------------------------------------- helpers
 
-function procState(pid: number): string | undefined {
-  try {
-    return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-/** Alive = exists and is not a zombie (PID 1 reaps orphans late here). */
-function alive(pid: number): boolean {
-  const state = procState(pid);
-  return state !== undefined && state !== 'Z' && state !== 'X';
-}
-
-function cmdlineOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  } catch {
-    return [];
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  const result: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') result.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return result.sort((a, b) => a - b);
-}
-
-async function waitFor(what: () => string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what()}`);
-    await sleep(50);
-  }
-}
+/** The exact argv of a process (the shared `cmdline` joins it with spaces). */
+const argvOf = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
 
 interface Result {
   code: number | null;
@@ -154,14 +98,14 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     assert.equal(start.code, 0, `start failed: ${start.stdout}${start.stderr}`);
     assert.match(start.stdout, /Starting FastCGI pool.*spawn-fcgi-ts/);
     supervisor = readPid();
-    supervisors.add(supervisor);
-    assert.ok(alive(supervisor));
-    const cmdline = cmdlineOf(supervisor);
+    track(supervisor);
+    assert.ok(isAlive(supervisor));
+    const cmdline = argvOf(supervisor);
     assert.equal(cmdline[1], CLI);
     assert.deepEqual(cmdline.slice(2, 4), ['-P', pidFile]);
     children = childrenOf(supervisor);
     assert.equal(children.length, 2, `children: ${children.join(' ')}`);
-    for (const pid of children) assert.deepEqual(cmdlineOf(pid), [PHP_CGI]);
+    for (const pid of children) assert.deepEqual(argvOf(pid), [PHP_CGI]);
     // The start command returned only once the pool serves: the first request is answered.
     const answered = new Set<number>();
     for (let i = 0; i < 8; i++) answered.add(await answeringPid());
@@ -202,18 +146,18 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     assert.match(reload.stdout, /Reloading FastCGI pool/);
     const old = children;
     await waitFor(
-      () => `new children (old ${old.join(' ')}, now ${childrenOf(supervisor).join(' ')})`,
       () => {
         const now = childrenOf(supervisor);
         return now.length === 2 && now.every((pid) => !old.includes(pid));
       },
+      { timeoutMs: 15_000, what: `new children of ${supervisor} (old ${old.join(' ')})` },
     );
     await sleep(300);
     stop = true;
     await load;
     assert.equal(readPid(), supervisor, 'reload must keep the supervisor');
     children = childrenOf(supervisor);
-    for (const pid of old) assert.equal(alive(pid), false, `old child ${pid} still running`);
+    for (const pid of old) assert.equal(isAlive(pid), false, `old child ${pid} still running`);
     assert.equal(failures, 0, `${failures} of ${failures + answered} requests failed during the rolling restart`);
     assert.ok(answered > 0);
     assert.ok(children.includes(await answeringPid()));
@@ -223,10 +167,11 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     for (const action of ['restart', 'force-reload']) {
       const restart = await init(action);
       assert.equal(restart.code, 0, restart.stdout + restart.stderr);
-      assert.equal(alive(supervisor), false, `${action}: the old supervisor is still running`);
-      for (const pid of children) assert.equal(alive(pid), false, `${action}: old child ${pid} still running`);
+      assert.equal(isAlive(supervisor), false, `${action}: the old supervisor is still running`);
+      for (const pid of children) assert.equal(isAlive(pid), false, `${action}: old child ${pid} still running`);
+      untrack(supervisor);
       const next = readPid();
-      supervisors.add(next);
+      track(next);
       assert.notEqual(next, supervisor);
       supervisor = next;
       children = childrenOf(supervisor);
@@ -239,8 +184,9 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     const stop = await init('stop');
     assert.equal(stop.code, 0, stop.stdout + stop.stderr);
     assert.match(stop.stdout, /Stopping FastCGI pool/);
-    assert.equal(alive(supervisor), false, 'supervisor still running');
-    for (const pid of children) assert.equal(alive(pid), false, `child ${pid} still running`);
+    assert.equal(isAlive(supervisor), false, 'supervisor still running');
+    for (const pid of children) assert.equal(isAlive(pid), false, `child ${pid} still running`);
+    untrack(supervisor);
     assert.equal(existsSync(socket), false, 'socket file left behind');
     assert.equal(existsSync(pidFile), false, 'PID file left behind');
     await assert.rejects(answeringPid(), /ENOENT|ECONNREFUSED/);
@@ -267,13 +213,14 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     const start = await init('start');
     assert.equal(start.code, 0, start.stdout + start.stderr);
     const pid = readPid();
-    supervisors.add(pid);
+    track(pid);
     assert.notEqual(pid, process.pid);
-    assert.equal(cmdlineOf(pid)[1], CLI);
+    assert.equal(argvOf(pid)[1], CLI);
     await answeringPid();
     assert.equal((await init('stop')).code, 0);
-    assert.equal(alive(pid), false);
-    assert.equal(alive(process.pid), true);
+    assert.equal(isAlive(pid), false);
+    untrack(pid);
+    assert.equal(isAlive(process.pid), true);
     assert.equal(existsSync(pidFile), false);
   });
 });
@@ -301,7 +248,7 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
     const start = await init('start', file);
     assert.equal(start.code, 0, start.stdout + start.stderr);
     const pid = readPid(varsPid);
-    supervisors.add(pid);
+    track(pid);
     try {
       assert.ok(existsSync(spaced));
       const kids = childrenOf(pid);
@@ -317,7 +264,8 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
       const stop = await init('stop', file);
       assert.equal(stop.code, 0, stop.stdout + stop.stderr);
     }
-    assert.equal(alive(pid), false);
+    assert.equal(isAlive(pid), false);
+    untrack(pid);
     assert.equal(existsSync(spaced), false);
     assert.equal(existsSync(varsPid), false);
   });
@@ -332,9 +280,9 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
     const start = await init('start', file);
     assert.equal(start.code, 0, start.stdout + start.stderr);
     const pid = readPid(configPid);
-    supervisors.add(pid);
+    track(pid);
     try {
-      assert.deepEqual(cmdlineOf(pid).slice(2), ['-P', configPid, '--config', config]);
+      assert.deepEqual(argvOf(pid).slice(2), ['-P', configPid, '--config', config]);
       const kids = childrenOf(pid);
       assert.equal(kids.length, 2);
       assert.ok(kids.includes(await answeringPid(configSocket)));
@@ -342,7 +290,8 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
       const stop = await init('stop', file);
       assert.equal(stop.code, 0, stop.stdout + stop.stderr);
     }
-    assert.equal(alive(pid), false);
+    assert.equal(isAlive(pid), false);
+    untrack(pid);
     assert.equal(existsSync(configSocket), false);
 
     // A config the daemon refuses: start fails with the file and line, nothing runs.

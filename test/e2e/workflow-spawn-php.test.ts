@@ -6,59 +6,26 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const SCRIPT = join(REPO, 'scripts/spawn-php.sh');
-const CLI = join(REPO, 'dist/cli.mjs');
+import { cgiFcgi, CLI, ROOT, track, untrack } from '../helpers/pool.js';
+import { childrenOf, freePort, isAlive, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
+
+const SCRIPT = join(ROOT, 'scripts/spawn-php.sh');
 const PHP_CGI = '/usr/bin/php-cgi';
 const SPACED = `two  words, "quotes" 'single' $HOME \`id\` * end`;
 /** PATH for the script: node and the system, nothing else (no globally installed spawn-fcgi-ts from elsewhere). */
 const TEST_PATH = `${dirname(process.execPath)}:/usr/bin:/bin`;
 
-const dir = mkdtempSync(join(tmpdir(), 'sfts-spawnphp-'));
-const started: number[] = [];
+const dir = tmpDir('sfts-spawnphp');
 
-after(() => {
-  for (const pid of started) stopTree(pid);
-  rmSync(dir, { recursive: true, force: true });
-});
+// The supervisors are track()ed (pool.ts stops them and their children when the file ends) and untrack()ed
+// once a test has seen them exit.
+after(() => removePath(dir));
 
 // ---------------------------------------------------------------- helpers
-
-function procState(pid: number): string | undefined {
-  try {
-    return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-/** Alive = exists and is not a zombie (PID 1 reaps orphans late here). */
-const alive = (pid: number): boolean => {
-  const state = procState(pid);
-  return state !== undefined && state !== 'Z' && state !== 'X';
-};
-
-function childrenOf(pid: number): number[] {
-  const result: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') result.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return result;
-}
 
 function environOf(pid: number): Record<string, string> {
   const env: Record<string, string> = {};
@@ -70,34 +37,8 @@ function environOf(pid: number): Record<string, string> {
   return env;
 }
 
-function cmdlineOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  } catch {
-    return [];
-  }
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** Best-effort cleanup of a supervisor and its children, by PID. */
-function stopTree(pid: number): void {
-  if (!alive(pid) || !cmdlineOf(pid).includes(CLI)) return; // gone, or the PID was reused
-  const kids = childrenOf(pid);
-  for (const p of [pid, ...kids]) {
-    try {
-      if (alive(p)) process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
+/** The exact argv of a process (the shared `cmdline` joins it with spaces, which would hide how it was split). */
+const argvOf = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
 
 function run(command: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -108,11 +49,14 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 }
 
 /**
- * One request through the real cgi-fcgi client; returns the body. cgi-fcgi sends its own environment as
- * the request's params, and PHP's getenv() looks there first: so it gets no PATH, only CGI variables.
+ * One request through the real cgi-fcgi client (the shared `cgiFcgi`); returns the body. cgi-fcgi sends its
+ * own environment as the request's params, and PHP's getenv() looks there first: so it gets no PATH (an
+ * undefined value leaves the variable out of the environment), only CGI variables.
  */
-async function cgiFcgi(socket: string, script: string, query = ''): Promise<string> {
-  const { code, stdout, stderr } = await run('/usr/bin/cgi-fcgi', ['-bind', '-connect', socket], {
+async function phpRequest(connect: string, script: string, query = ''): Promise<string> {
+  const noPath = { PATH: undefined } as unknown as Record<string, string>;
+  const { code, stdout, stderr } = await cgiFcgi(connect, {
+    ...noPath,
     SCRIPT_FILENAME: script,
     REQUEST_METHOD: 'GET',
     QUERY_STRING: query,
@@ -167,8 +111,8 @@ async function startWith(shell: string, name: string, extraConfig: string, calle
   assert.equal(result.code, 0, `${shell} spawn-php.sh failed (${result.code}): ${result.stderr}`);
   assert.ok(existsSync(pidFile), 'the daemon wrote no PID file');
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  started.push(pid);
-  assert.ok(alive(pid), `supervisor ${pid} is not running`);
+  track(pid);
+  assert.ok(isAlive(pid), `supervisor ${pid} is not running`);
   return { pid, socket, pidFile, stdout: result.stdout };
 }
 
@@ -178,15 +122,16 @@ async function stopThroughPidFile(pool: Started): Promise<void> {
   const kids = childrenOf(pid);
   const grandKids = kids.flatMap(childrenOf);
   process.kill(pid, 'SIGTERM');
-  await waitFor(`supervisor ${pid} to exit`, () => !alive(pid));
-  await waitFor('the php-cgi processes to exit', () => [...kids, ...grandKids].every((p) => !alive(p)));
+  await waitFor(() => isGone(pid), { what: `supervisor ${pid} to exit` });
+  await waitFor(() => [...kids, ...grandKids].every(isGone), { what: 'the php-cgi processes to exit' });
+  untrack(pid);
   assert.equal(existsSync(pool.socket), false, 'socket file left behind');
   assert.equal(existsSync(pool.pidFile), false, 'PID file left behind');
 }
 
 async function checkPool(pool: Started, expectedFcgiWebServerAddrs: string | false = false): Promise<void> {
   // The supervisor: spawn-fcgi-ts's bundle, with the flags built from the config.
-  const cmdline = cmdlineOf(pool.pid);
+  const cmdline = argvOf(pool.pid);
   assert.ok(cmdline.includes(CLI), `supervisor command line: ${cmdline.join(' ')}`);
   const at = (flag: string) => cmdline[cmdline.indexOf(flag) + 1];
   assert.equal(at('-s'), pool.socket);
@@ -198,7 +143,7 @@ async function checkPool(pool: Started, expectedFcgiWebServerAddrs: string | fal
   const masters = childrenOf(pool.pid);
   assert.equal(masters.length, 1, `children of the supervisor: ${masters.join(' ')}`);
   assert.equal(pool.stdout, `spawn-fcgi-ts: child spawned successfully: PID: ${masters[0]}\n`);
-  await waitFor('2 php-cgi workers', () => childrenOf(masters[0]!).length === 2);
+  await waitFor(() => childrenOf(masters[0]!).length === 2, { what: '2 php-cgi workers' });
 
   // The master's whole environment: the allowed names, the php-cgi settings, nothing else.
   const env = environOf(masters[0]!);
@@ -208,7 +153,7 @@ async function checkPool(pool: Started, expectedFcgiWebServerAddrs: string | fal
   assert.equal(env.SPACED_VALUE, SPACED);
 
   // What PHP sees through a real request.
-  const body = JSON.parse(await cgiFcgi(pool.socket, ENV_SCRIPT)) as Record<string, unknown>;
+  const body = JSON.parse(await phpRequest(pool.socket, ENV_SCRIPT)) as Record<string, unknown>;
   assert.equal(body.SPACED_VALUE, SPACED, 'the value with blanks did not arrive intact');
   assert.equal(body.NOT_ALLOWED, false, 'a variable outside ALLOWED_ENV reached PHP');
   assert.equal(body.PHP_FCGI_MAX_REQUESTS, '123', 'the config file value must win over the caller');
@@ -259,11 +204,11 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      await waitFor(`the PID file (stderr: ${stderr})`, () => existsSync(pidFile));
+      await waitFor(() => existsSync(pidFile), { what: `the PID file (stderr: ${stderr})` });
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      started.push(pid);
+      track(pid);
       assert.equal(pid, child.pid, 'with -n the script execs the supervisor in place');
-      const cmdline = cmdlineOf(pid);
+      const cmdline = argvOf(pid);
       assert.deepEqual(cmdline.slice(cmdline.indexOf('--') + 1), [PHP_CGI, '-d', 'error_reporting=0']);
       for (const [flag, value] of [['-p', String(port)], ['-a', '127.0.0.1'], ['-F', '2'], ['-C', '5'], ['--kill-timeout', '2s']]) {
         assert.equal(cmdline[cmdline.indexOf(flag!) + 1], value, `${flag} in ${cmdline.join(' ')}`);
@@ -274,12 +219,13 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
       // PHP_FCGI_CHILDREN empty: the original's fallback of 5; ALLOWED_ENV empty: only the php-cgi settings.
       assert.deepEqual(Object.keys(environOf(masters[0]!)).sort(), ['PHP_FCGI_CHILDREN']);
       assert.equal(environOf(masters[0]!).PHP_FCGI_CHILDREN, '5');
-      const body = JSON.parse(await cgiFcgi(`127.0.0.1:${port}`, ENV_SCRIPT)) as Record<string, unknown>;
+      const body = JSON.parse(await phpRequest(`127.0.0.1:${port}`, ENV_SCRIPT)) as Record<string, unknown>;
       assert.equal(body.NOT_ALLOWED, false);
       assert.equal(body.PATH, false);
       process.kill(pid, 'SIGTERM');
       assert.equal(await exited, 0);
-      await waitFor('the php-cgi processes to exit', () => masters.every((p) => !alive(p)));
+      untrack(pid);
+      await waitFor(() => masters.every(isGone), { what: 'the php-cgi processes to exit' });
       assert.equal(existsSync(pidFile), false);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -309,14 +255,3 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     assert.match(result.stderr, /spawn-fcgi-ts: .*\/nonexistent\/php-cgi/);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
