@@ -34,27 +34,20 @@ build() {
 	return 1
 }
 
-helper=build/spawn-fcgi-ts-helper
-if up_to_date "$helper" src/native/helper.c; then
-	echo "build-helper: $helper is up to date"
-else
-	build "$helper" src/native/helper.c || {
-		echo "build-helper: compiling src/native/helper.c failed" >&2
+# required OUTPUT SOURCE: build a program the product needs, or fail the build.
+required() {
+	if up_to_date "$1" "$2"; then
+		echo "build-helper: $1 is up to date"
+	elif build "$1" "$2"; then
+		echo "build-helper: built $1"
+	else
+		echo "build-helper: compiling $2 failed" >&2
 		exit 1
-	}
-	echo "build-helper: built $helper"
-fi
+	fi
+}
 
-notify=build/spawn-fcgi-ts-notify
-if up_to_date "$notify" src/native/notify.c; then
-	echo "build-helper: $notify is up to date"
-else
-	build "$notify" src/native/notify.c || {
-		echo "build-helper: compiling src/native/notify.c failed" >&2
-		exit 1
-	}
-	echo "build-helper: built $notify"
-fi
+required build/spawn-fcgi-ts-helper src/native/helper.c
+required build/spawn-fcgi-ts-notify src/native/notify.c
 
 responder=build/static-responder
 if [ -f test/fixtures/static-responder.c ]; then
