@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { countBy, diagnosticLines, httpLoad, httpRequest, quote, startLighttpd, type RunningLighttpd } from '../helpers/lighttpd.js';
+import { countBy, diagnosticLines, httpLoad, httpRequest, quote, startLighttpd, type RunningLighttpd, fields } from '../helpers/lighttpd.js';
 import { startNginx } from '../helpers/nginx.js';
 import { fcgiGet, requireBuild, ROOT, runCli, startPool, track, untrack, type CliResult, type RunningPool } from '../helpers/pool.js';
 import { childrenOf, freePort, isGone, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
@@ -36,12 +36,6 @@ let deniedStart: CliResult;
 let deniedPid: number;
 let lighttpd: RunningLighttpd;
 
-/** `NAME=value` lines of an answer. */
-function fields(body: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const match of body.matchAll(/^([A-Za-z_]+)=(.*)$/gm)) result[match[1]!] = match[2]!;
-  return result;
-}
 
 before(async () => {
   requireBuild();

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { countBy, diagnosticLines, httpLoad, httpRequest, quote, startLighttpd, type RunningLighttpd } from '../helpers/lighttpd.js';
+import { countBy, diagnosticLines, httpLoad, httpRequest, quote, startLighttpd, type RunningLighttpd, fields } from '../helpers/lighttpd.js';
 import { requireBuild, startPool, type RunningPool } from '../helpers/pool.js';
 import { isGone, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
@@ -37,12 +37,6 @@ let sock: string;
 let pool: RunningPool;
 let lighttpd: RunningLighttpd;
 
-/** `NAME=value` lines of an answer. */
-function fields(body: string): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const match of body.matchAll(/^([A-Za-z_]+)=(.*)$/gm)) result[match[1]!] = match[2]!;
-  return result;
-}
 
 const startPhpPool = () => startPool(['-s', sock, '-F', '2', '--', PHP_CGI]);
 

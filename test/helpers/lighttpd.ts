@@ -118,3 +118,10 @@ export function diagnosticLines(t: { diagnostic(message: string): void }, title:
   t.diagnostic(title);
   for (const line of text.replace(/\n$/, '').split('\n')) t.diagnostic(`  ${line}`);
 }
+
+/** The `NAME=value` lines of an answer body (the test apps report what they saw that way). */
+export function fields(body: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const match of body.matchAll(/^([A-Za-z_]+)=(.*)$/gm)) result[match[1]!] = match[2]!;
+  return result;
+}
