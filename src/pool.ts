@@ -5,7 +5,9 @@ import { signalName } from './options.js';
 import type { Logger } from './log.js';
 import { liveGroupMembers } from './process-group.js';
 
-export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped';
+import type { PoolSnapshot, SlotState } from './pool-snapshot.js';
+
+export type { SlotState };
 
 interface Child {
   process: LaunchedChild;
@@ -340,6 +342,28 @@ export class Pool {
         void this.recycle(slot, child, `rss ${(rss / 1048576).toFixed(1)} MB > ${(maxRssBytes / 1048576).toFixed(0)} MB`);
       }
     }
+  }
+
+  /** A copy of the pool's state for observers. */
+  snapshot(): PoolSnapshot {
+    return {
+      size: this.slots.length,
+      stopping: this.stopping,
+      slots: this.slots.map((slot) => ({
+        index: slot.index,
+        state: slot.state,
+        pid: slot.child?.process.pid ?? null,
+        startedAt: slot.child?.startedAt ?? null,
+        restarts: slot.restarts,
+        failures: slot.failures,
+        lastExit: slot.lastExit === undefined ? null : {
+          code: slot.lastExit.exit.code,
+          signal: slot.lastExit.exit.signal,
+          at: slot.lastExit.at,
+          reason: slot.lastExit.reason,
+        },
+      })),
+    };
   }
 
   livePids(): number[] {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Pool, SlotState } from './pool.js';
+import type { PoolSnapshot, SlotState } from './pool-snapshot.js';
 
 /** One slot as `status` and `/metrics` show it. */
 export interface SlotStatus {
@@ -32,25 +32,20 @@ interface Usage { cpu: number; memory: number; ctime: number }
  * The pool's state, with CPU and memory from pidusage sampled now (on demand only: nothing samples on a timer).
  * pidusage is loaded on the first request, so a pool that is never asked does not pay for it.
  */
-export async function collectStatus(pool: Pool, meta: { socket: string; startedAt: number; listenQueue: () => number | null }): Promise<PoolStatus> {
-  const pids = pool.livePids();
+export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; startedAt: number; listenQueue: () => number | null }): Promise<PoolStatus> {
+  const pids = pool.slots.flatMap((s) => (s.pid === null ? [] : [s.pid]));
   const usage = await sampleUsage(pids);
   const slots: SlotStatus[] = pool.slots.map((slot) => {
-    const pid = slot.child?.process.pid ?? null;
+    const pid = slot.pid;
     const u = pid === null ? undefined : usage.get(pid);
     return {
       slot: slot.index,
       pid,
       state: slot.state,
-      startedAt: slot.child?.startedAt ?? null,
+      startedAt: slot.startedAt,
       restarts: slot.restarts,
       failures: slot.failures,
-      lastExit: slot.lastExit === undefined ? null : {
-        code: slot.lastExit.exit.code,
-        signal: slot.lastExit.exit.signal,
-        at: slot.lastExit.at,
-        reason: slot.lastExit.reason,
-      },
+      lastExit: slot.lastExit,
       cpuPercent: u === undefined ? null : round(u.cpu, 1),
       cpuSeconds: u === undefined ? null : u.ctime / 1000,
       rssBytes: u === undefined ? null : u.memory,

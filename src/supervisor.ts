@@ -209,7 +209,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   }
 
   const socketInode = fstatSync(socket.fd).ino;
-  const statusSource = () => collectStatus(pool, {
+  const statusSource = () => collectStatus(pool.snapshot(), {
     socket: socket.label,
     startedAt,
     listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),

@@ -1,0 +1,24 @@
+/**
+ * What observers (status, metrics, health checks, the status page) may know of the pool: plain data, copied
+ * at the moment it is asked for. Observers read this, never the Pool's internals.
+ */
+export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped';
+
+export interface SlotSnapshot {
+  index: number;
+  state: SlotState;
+  pid: number | null;
+  startedAt: number | null;
+  restarts: number;
+  /** Consecutive fast failures. */
+  failures: number;
+  lastExit: { code: number | null; signal: string | null; at: number; reason: string } | null;
+}
+
+export interface PoolSnapshot {
+  /** How many children the pool is meant to have now (-F, changed by TTIN/TTOU). */
+  size: number;
+  /** The pool is stopping (or stopped): no more restarts. */
+  stopping: boolean;
+  slots: SlotSnapshot[];
+}
