@@ -22,8 +22,8 @@ Options:
  -b <backlog>   backlog to allow on the socket (default 1024)
  -P <path>      name of PID-file for the supervisor
  -n             no fork: stay in the foreground (systemd, runit, containers)
- -v             show version
- -?, -h         show this help
+ -v, --version  show version
+ -?, -h, --help show this help
 (root only)
  -c <directory> chroot to directory
  -S             create socket before chroot() (default is to create the socket
@@ -78,7 +78,8 @@ Operation:
  --log-format text|json     (default text)
  --log-file PATH            log there instead of stderr; SIGUSR1 reopens it
 
- spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | -p PORT] [--json]
+ spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | [-a ADDR] -p PORT]
+                      [--json]
                             show the running pool: PIDs, states, restarts,
                             last exits, CPU and memory
 
