@@ -12,9 +12,10 @@ const cli = `${root}dist/cli.mjs`;
 const socket = `/tmp/spawn-fcgi-ts-demo-${process.pid}.sock`;
 const keep = process.argv.includes('--keep');
 
-const argv = [cli, '-n', '-s', socket, '-F', '2', '--', process.execPath, `${root}examples/hello-fcgi.mjs`];
+// The app's path is relative to the checkout (the pool runs there), so the command shown is the same on every machine.
+const argv = [cli, '-n', '-s', socket, '-F', '2', '--', process.execPath, 'examples/hello-fcgi.mjs'];
 console.log(`$ spawn-fcgi-ts ${argv.slice(1).join(' ')}`);
-const pool = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+const pool = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 const exited = new Promise((resolve) => pool.once('exit', (code, signal) => resolve({ code, signal })));
 
 async function firstAnswer() {
