@@ -22,8 +22,8 @@ Options:
  -b <backlog>   backlog to allow on the socket (default 1024)
  -P <path>      name of PID-file for the supervisor
  -n             no fork: stay in the foreground (systemd, runit, containers)
- -v, --version  show version
- -?, -h, --help show this help
+ -v             show version (also --version)
+ -?, -h         show this help (also --help)
 (root only)
  -c <directory> chroot to directory
  -S             create socket before chroot() (default is to create the socket

@@ -19,13 +19,15 @@ function leadingOptions(text: string): string[] {
   return names;
 }
 
-/** Options of `spawn-fcgi-ts [options]` in --help: every line that starts, after one space, with an option. */
+/** Options of `spawn-fcgi-ts [options]` in --help: every line that starts, after one space, with an option, and its `(also --long)`. */
 function helpOptions(help: string): Set<string> {
   const names = new Set<string>();
   for (const line of help.split('\n')) {
     const match = /^ {1,2}(-\S.*)$/.exec(line);
     if (match === null) continue;
     for (const name of leadingOptions(match[1]!)) names.add(name);
+    // A long alias given in the description: "-v             show version (also --version)".
+    for (const alias of match[1]!.matchAll(/\(also (--[\w-]+)\)/g)) names.add(alias[1]!);
   }
   return names;
 }
@@ -90,7 +92,7 @@ test('the man page parser finds the options (a sanity check of the test itself)'
   }
   assert.ok(sections.get(STATUS_SUBSECTION)?.has('--json'), `no --json in the man page's '${STATUS_SUBSECTION}' subsection`);
   const help = helpOptions(HELP_TEXT);
-  for (const name of ['-f', '-?', '-h', '-S', '--copy-env', '--log-file']) {
+  for (const name of ['-f', '-?', '-h', '-S', '--copy-env', '--log-file', '--version', '--help']) {
     assert.ok(help.has(name), `the test's --help parser did not find ${name}: found ${[...help].join(' ')}`);
   }
 });
