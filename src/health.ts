@@ -1,7 +1,12 @@
 import type { PoolSnapshot } from './pool-snapshot.js';
 
 /** A probe's answer: ok or not, and one line saying why. */
-export interface Verdict { ok: boolean; reason: string }
+export interface Verdict {
+  ok: boolean;
+  reason: string;
+  /** What is wrong besides the counts (slots backing off...), for a reader that shows the counts itself. */
+  problems?: string[];
+}
 
 /** The pool at the moment of a probe: a snapshot, or the same fields of a status answer. */
 export interface PoolShape {
@@ -27,9 +32,9 @@ export function liveness(pool: PoolShape): Verdict {
 export function readiness(pool: PoolShape): Verdict {
   const running = pool.slots.filter((s) => s.state === 'running' && s.pid !== null).length;
   const counted = `${running} of ${pool.configured} ${pool.configured === 1 ? 'child' : 'children'} running`;
-  if (pool.stopping) return { ok: false, reason: `stopping, ${counted}` };
+  if (pool.stopping) return { ok: false, reason: `stopping, ${counted}`, problems: ['stopping'] };
   const troubled = pool.slots.filter((s) => s.state === 'backing off' || (s.state !== 'running' && s.state !== 'stopping'));
   if (running >= pool.configured && !troubled.some((s) => s.state === 'backing off')) return { ok: true, reason: counted };
   const why = troubled.slice(0, 3).map((s) => `slot ${s.slot} ${s.state}${s.lastExit === null ? '' : ` (${s.lastExit.reason})`}`);
-  return { ok: false, reason: [counted, ...why].join(', ') };
+  return { ok: false, reason: [counted, ...why].join(', '), problems: why };
 }

@@ -23,6 +23,7 @@ export function renderStatusPage(status: PoolStatus): string {
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em;margin:0 0 .2em}
 p{margin:.2em 0 1em;color:#555}
+table+p{margin-top:.8em}
 table{border-collapse:collapse;min-width:60em}
 th,td{padding:.35em .8em;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}
 th{background:#f3f3f3}
@@ -39,7 +40,7 @@ supervisor <span data-field="supervisor-pid">${status.supervisorPid}</span>,
 <span data-field="children">${escapeHtml(children)}</span>,
 up ${formatDuration(status.now - status.startedAt)},
 <span data-field="restarts">${status.restarts}</span> ${status.restarts === 1 ? 'restart' : 'restarts'}${status.listenQueue === null ? '' : `, listen queue <span data-field="listen-queue">${status.listenQueue}</span>`}
-${ready.ok ? '' : `— ${escapeHtml(ready.reason)}`}</p>
+${ready.ok || !ready.problems?.length ? '' : `— ${escapeHtml(ready.problems.join(', '))}`}</p>
 <table>
 <thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead>
 <tbody>

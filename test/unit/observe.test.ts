@@ -53,8 +53,8 @@ test('control characters from an answer never reach the terminal or the page', (
 test('readiness: every configured child running and none backing off; liveness: not stopping', () => {
   assert.deepEqual(readiness(good), { ok: true, reason: '2 of 2 children running' });
   const backingOff = { ...good, slots: [good.slots[0]!, { ...good.slots[1]!, pid: null, state: 'backing off' as const, lastExit: { code: 1, signal: null, at: 1, reason: 'exit code 1' } }] };
-  assert.deepEqual(readiness(backingOff), { ok: false, reason: '1 of 2 children running, slot 1 backing off (exit code 1)' });
-  assert.deepEqual(readiness({ ...good, configured: 3 }), { ok: false, reason: '2 of 3 children running' });
+  assert.deepEqual(readiness(backingOff), { ok: false, reason: '1 of 2 children running, slot 1 backing off (exit code 1)', problems: ['slot 1 backing off (exit code 1)'] });
+  assert.deepEqual(readiness({ ...good, configured: 3 }), { ok: false, reason: '2 of 3 children running', problems: [] });
   assert.equal(readiness({ ...good, stopping: true }).ok, false);
   assert.deepEqual(liveness({ ...good, stopping: true }), { ok: false, reason: 'stopping' });
   assert.deepEqual(liveness(good), { ok: true, reason: 'supervising' });
