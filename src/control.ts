@@ -214,7 +214,12 @@ export function checkControlSocket(path: string): void {
     throw new StatusQueryError(`control socket ${path} belongs to uid ${stats.uid}, not to root or to you: not trusted`, 4);
   }
   const dir = dirname(path);
-  const dirStats = statSync(dir);
+  let dirStats;
+  try {
+    dirStats = statSync(dir);
+  } catch (error) {
+    throw new StatusQueryError(`cannot check the directory of control socket ${path}: ${(error as Error).message}`, 4);
+  }
   if ((dirStats.mode & 0o022) !== 0 && (dirStats.mode & 0o1000) === 0) {
     throw new StatusQueryError(`control socket ${path} is in ${dir}, which others can write to (not sticky): not trusted`, 4);
   }
