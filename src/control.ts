@@ -53,9 +53,9 @@ function writable(dir: string): boolean {
  */
 export async function startControlServer(path: string, observed: Observed): Promise<{ close(): void; path: string }> {
   const server = createObserverServer(observed, { details: true });
-  await listenUnix(server, path, 'control socket');
+  const inode = await listenUnix(server, path, 'control socket');
   server.unref();
-  return { path, close: () => closeUnix(server, path) };
+  return { path, close: () => closeUnix(server, path, inode) };
 }
 
 /**
@@ -70,9 +70,9 @@ export async function startMetricsServer(address: string, observed: Observed, op
     server.unref();
     return { close: () => { server.close(); server.closeAllConnections(); } };
   }
-  await listenUnix(server, address, 'metrics socket');
+  const inode = await listenUnix(server, address, 'metrics socket');
   server.unref();
-  return { close: () => closeUnix(server, address) };
+  return { close: () => closeUnix(server, address, inode) };
 }
 
 /**
@@ -81,7 +81,7 @@ export async function startMetricsServer(address: string, observed: Observed, op
  * never connectable by others, with no chmod that a swapped-in symlink could redirect. bind(2) itself refuses
  * an existing path, symlinks included.
  */
-async function listenUnix(server: Server, path: string, what: string): Promise<void> {
+async function listenUnix(server: Server, path: string, what: string): Promise<number> {
   await clearStaleSocket(path, what);
   await listening(server, () => {
     const umask = process.umask(0o177);
@@ -91,15 +91,16 @@ async function listenUnix(server: Server, path: string, what: string): Promise<v
       process.umask(umask);
     }
   });
+  return lstatSync(path).ino;
 }
 
-function closeUnix(server: Server, path: string): void {
+/** Stops serving and removes the socket file, unless it is no longer ours (a successor bound the path meanwhile). */
+function closeUnix(server: Server, path: string, inode: number): void {
   server.close();
   server.closeAllConnections();
   try {
-    // Remove only the socket we made (a successor may have bound the path meanwhile... it would be a new inode
-    // owned by the same uid: nothing better can be checked without holding the directory).
-    if (lstatSync(path).isSocket()) unlinkSync(path);
+    const stats = lstatSync(path);
+    if (stats.isSocket() && stats.ino === inode) unlinkSync(path);
   } catch { /* gone */ }
 }
 
@@ -188,7 +189,8 @@ function routes(details: boolean): Record<string, Render> {
 
 /** A failed `status` query, with the LSB status code it means. */
 export class StatusQueryError extends Error {
-  constructor(message: string, readonly exitCode: 3 | 4) { super(message); }
+  /** `refused`: a socket file that nobody listens on any more (its supervisor died without removing it). */
+  constructor(message: string, readonly exitCode: 3 | 4, readonly refused = false) { super(message); }
 }
 
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
@@ -247,7 +249,8 @@ export async function fetchStatus(path: string, timeoutMs = 5000): Promise<PoolS
     req.on('timeout', () => req.destroy(new StatusQueryError(`no answer from ${path} within ${timeoutMs} ms`, 4)));
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (error instanceof StatusQueryError) reject(error);
-      else if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') reject(new StatusQueryError(`no pool answers on ${path}: ${error.code === 'ENOENT' ? 'no such socket' : 'connection refused'}`, 3));
+      else if (error.code === 'ECONNREFUSED') reject(new StatusQueryError(`no pool answers on ${path}: connection refused`, 3, true));
+      else if (error.code === 'ENOENT') reject(new StatusQueryError(`no pool answers on ${path}: no such socket`, 3));
       else reject(new StatusQueryError(`control socket ${path}: ${error.code ?? error.message}`, 4));
     });
     req.end();

@@ -72,6 +72,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
     status = await fetchStatus(path);
   } catch (error) {
     if (!(error instanceof StatusQueryError)) throw error;
+    if (expectedPid !== undefined && error.refused) {
+      // Our supervisor's control socket is left, with nobody listening: it died, and its PID was reused.
+      return say(`not running, but the PID file '${parsed.P}' exists (stale; PID ${expectedPid} is another process now)`, STATUS_EXIT.deadWithPidFile);
+    }
     if (expectedPid !== undefined) {
       // The PID file names a live process, but it does not answer as a spawn-fcgi-ts supervisor.
       return say(`process ${expectedPid} of '${parsed.P}' is not a spawn-fcgi-ts supervisor that answers: ${error.message}`, STATUS_EXIT.unknown);

@@ -1,7 +1,7 @@
 import { escapeHtml } from './display-text.js';
 import { readiness } from './health.js';
 import type { PoolStatus, SlotStatus } from './stats.js';
-import { formatBytes, formatDuration } from './status-view.js';
+import { formatBytes, formatDuration, lastExitText } from './status-view.js';
 
 export const STATUS_PAGE_REFRESH_SECONDS = 5;
 
@@ -53,14 +53,13 @@ ${rows}
 
 function cells(s: SlotStatus, now: number): string {
   const cell = (field: string, text: string, numeric = false) => `<td data-field="${field}"${numeric ? ' class="n"' : ''}>${escapeHtml(text)}</td>`;
-  const lastExit = s.lastExit === null ? '-' : `${s.lastExit.reason}, ${formatDuration(now - s.lastExit.at)} ago`;
   return [
     cell('slot', String(s.slot), true),
     cell('pid', s.pid === null ? '-' : String(s.pid), true),
     cell('state', s.state),
     cell('uptime', s.startedAt === null ? '-' : formatDuration(now - s.startedAt), true),
     cell('restarts', String(s.restarts), true),
-    cell('last-exit', s.lastError ? `${lastExit}; ${s.lastError}` : lastExit),
+    cell('last-exit', lastExitText(s, now)),
     cell('cpu', s.cpuPercent === null ? '-' : s.cpuPercent.toFixed(1), true),
     cell('rss', s.rssBytes === null ? '-' : formatBytes(s.rssBytes), true),
   ].join('');

@@ -54,12 +54,17 @@ test('status exit codes follow LSB: 0 running, 150 degraded, 1 dead with a PID f
   const sleeper = startStranger('sleep', ['600']);
   const forged = join(dir, 'forged.pid');
   writeFileSync(forged, `${sleeper}\n`);
+  // A supervisor killed with SIGKILL leaves its PID file and PIDFILE.control; its PID then goes to another process.
+  const reused = join(dir, 'reused.pid');
+  writeFileSync(reused, `${sleeper}\n`);
+  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', `${reused}.control`]);
 
   const rows: [string, string[], number, RegExp][] = [
     ['running, by PID file', ['-P', okPid], 0, /^$/],
     ['running, by socket', ['-s', join(dir, 'ok.sock')], 0, /^$/],
     ['degraded: a slot crash-looping', ['-P', degradedPid], 150, /^$/],
     ['dead, PID file left', ['-P', stale], 1, /not running, but the PID file .* exists/],
+    ['dead, PID reused, control socket left', ['-P', reused], 1, new RegExp(`not running, but the PID file .* exists \\(stale; PID ${sleeper} is another process now\\)`)],
     ['not running: no PID file', ['-P', join(dir, 'none.pid')], 3, /not running: no PID file/],
     ['not running: no socket', ['-s', join(dir, 'none.sock')], 3, /no pool answers on .*none\.sock\.control/],
     ['unknown: PID file without a PID', ['-P', garbage], 4, /cannot read a PID from/],

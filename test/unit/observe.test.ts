@@ -67,3 +67,11 @@ test('the status page shows every slot with its numbers in data-field cells and 
   assert.match(page, /data-field="rss"[^>]*>11\.8 MiB</);
   assert.match(page, /data-field="ready">ready</);
 });
+
+test('fields a newer pool may add (nextRestartAt, lastError) are shown when present', () => {
+  const slot = { ...good.slots[1]!, pid: null, state: 'backing off' as const, lastExit: { code: 1, signal: null, at: good.now - 2000, reason: 'exit code 1' }, nextRestartAt: good.now + 8000, lastError: 'spawn EAGAIN' };
+  const withExtras = { ...good, slots: [good.slots[0]!, slot] };
+  assert.deepEqual(parseStatusAnswer(JSON.stringify(withExtras)).slots[1], slot);
+  assert.match(renderStatusTable(withExtras, { color: false }), /exit code 1, 2s ago; spawn EAGAIN; next try in 8s/);
+  assert.match(renderStatusPage(withExtras), /exit code 1, 2s ago; spawn EAGAIN; next try in 8s/);
+});
