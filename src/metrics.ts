@@ -3,7 +3,7 @@ import type { SlotState } from './pool-snapshot.js';
 
 const PREFIX = 'spawn_fcgi_ts';
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-const STATES: readonly SlotState[] = ['starting', 'running', 'backing off', 'stopping', 'stopped'];
+const KNOWN_STATES: readonly SlotState[] = ['starting', 'running', 'backing off', 'stopping', 'stopped'];
 
 /**
  * OpenMetrics text. Per-child series carry the label `slot` only, so a restart continues the same series;
@@ -36,8 +36,10 @@ export function renderOpenMetrics(status: PoolStatus): string {
     out.push(`${PREFIX}_listen_queue ${status.listenQueue}`);
   }
   family('child_state', 'stateset', 'State of the slot.');
+  // The known states always (a StateSet lists every state), and any state a newer Pool reports.
+  const states = [...new Set<string>([...KNOWN_STATES, ...status.slots.map((s) => s.state)])];
   for (const s of status.slots) {
-    for (const state of STATES) out.push(`${PREFIX}_child_state{slot="${s.slot}",${PREFIX}_child_state="${state}"} ${s.state === state ? 1 : 0}`);
+    for (const state of states) out.push(`${PREFIX}_child_state{slot="${s.slot}",${PREFIX}_child_state="${state}"} ${s.state === state ? 1 : 0}`);
   }
   family('child_pid', 'gauge', 'PID of the slot\'s running child.');
   for (const s of live) out.push(`${PREFIX}_child_pid${slot(s.slot)} ${s.pid}`);

@@ -132,7 +132,7 @@ test('a trusted control socket with a bad answer: one line, exit 4; control char
   const cases: [string, string, number, RegExp][] = [
     ['not JSON', '<html>hi</html>', 200, /gave a bad answer: the answer is not JSON$/],
     ['slots not a list', '{"slots":"x"}', 200, /gave a bad answer: 'slots' is not a list$/],
-    ['a wrong state', JSON.stringify({ ...valid, slots: [{ ...valid.slots[0], state: 'hacked' }] }), 200, /slots\[0\]\.state is not a slot state$/],
+    ['a wrong state', JSON.stringify({ ...valid, slots: [{ ...valid.slots[0], state: 'hacked\x1b[2J' }] }), 200, /slots\[0\]\.state is not a slot state$/],
     ['an HTTP error', 'nope', 500, /answered HTTP 500$/],
   ];
   for (const [name, body, status, message] of cases) {

@@ -46,3 +46,9 @@ test('no listen-queue family when the depth is unknown (unix sockets)', () => {
   assert.ok(!names.includes('spawn_fcgi_ts_listen_queue'));
   assert.ok(names.includes('spawn_fcgi_ts_children'));
 });
+
+test('a state a newer Pool reports is added to the StateSet; the output stays valid', () => {
+  const newer = { ...status, slots: [...status.slots, { ...status.slots[2]!, slot: 3, state: 'gave up' as never }] };
+  const states = parseOpenMetrics(renderOpenMetrics(newer)).find((f) => f.name === 'spawn_fcgi_ts_child_state')!;
+  assert.deepEqual(states.samples.filter((s) => s.value === 1).map((s) => s.labels.spawn_fcgi_ts_child_state), ['running', 'running', 'backing off', 'gave up']);
+});

@@ -26,7 +26,7 @@ test('bad answers are refused with a one-line reason, never a crash', () => {
     ['[]', /the answer is not an object/],
     ['{"slots":"x"}', /'slots' is not a list/],
     [JSON.stringify({ ...good, supervisorPid: -1 }), /supervisorPid is not a PID/],
-    [JSON.stringify({ ...good, slots: [{ ...good.slots[0], state: 'pwned' }] }), /slots\[0\]\.state is not a slot state/],
+    [JSON.stringify({ ...good, slots: [{ ...good.slots[0], state: 'pwned\x1b[2J' }] }), /slots\[0\]\.state is not a slot state/],
     [JSON.stringify({ ...good, slots: [{ ...good.slots[0], lastExit: { reason: 5 } }] }), /slots\[0\]\.lastExit\.code is not a number/],
     [JSON.stringify({ ...good, socket: 'x'.repeat(5000) }), /socket is longer than 4096/],
   ];
