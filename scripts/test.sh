@@ -14,6 +14,7 @@ for pair in $needs; do
 done
 [ -f /usr/include/fcgiapp.h ] || missing="$missing libfcgi-dev"
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"  # the status page test (headless)
 [ -f /usr/share/perl5/FCGI.pm ] || [ -n "$(find /usr/lib -name FCGI.pm -path '*perl*' 2>/dev/null | head -1)" ] || missing="$missing libfcgi-perl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -56,7 +56,7 @@ function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: 
       throw usageError(message ?? error?.message ?? 'invalid command line');
     });
   for (const flag of VALUE_FLAGS) parser.option(flag, { type: 'string', requiresArg: true });
-  for (const flag of ['S', 'n', 'v', 'h', 'keep-socket', 'help', 'version']) parser.option(flag, { type: 'boolean' });
+  for (const flag of ['S', 'n', 'v', 'h', 'keep-socket', 'status-page', 'help', 'version']) parser.option(flag, { type: 'boolean' });
   for (const name of [...Object.keys(LONG_VALUE_OPTIONS), 'config']) parser.option(name, { type: 'string', requiresArg: true });
   const parsed = parser.parseSync() as Parsed;
 
@@ -71,6 +71,7 @@ function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: 
     return (Array.isArray(value) ? value : [value]).map(String);
   };
   const raw: RawOptions = { S: parsed.S === true, n: parsed.n === true, keepSocket: parsed['keep-socket'] === true };
+  if (parsed['status-page'] === true) raw.statusPage = true;
   for (const flag of VALUE_FLAGS) raw[flag] = one(flag);
   for (const [name, key] of Object.entries(LONG_VALUE_OPTIONS)) {
     (raw as Record<string, unknown>)[key] = REPEATABLE.has(name) ? many(name) : one(name);

@@ -73,6 +73,7 @@ Operation:
                             /run/spawn-fcgi-ts-[ADDR-]PORT.control)
  --metrics ADDR             serve OpenMetrics at http://ADDR/metrics
                             (host:port, :port for 127.0.0.1, or a unix path)
+ --status-page              the metrics listener also serves /status and the page
  --fd-name NAME             with systemd socket activation: the passed socket
                             to use (LISTEN_FDNAMES); -s/-p may then be left out
  --log-format text|json     (default text)

@@ -60,6 +60,8 @@ export interface Options {
   control?: string;
   /** `--metrics`: `host:port` or a unix path serving OpenMetrics at /metrics. */
   metrics?: string;
+  /** `--status-page`: the metrics listener also serves the detailed status (JSON /status, the HTML page). */
+  statusPage: boolean;
 }
 
 /** What the command line (or a config file) said, before validation: every value as typed. */
@@ -102,6 +104,7 @@ export interface RawOptions {
   checkInterval?: string;
   control?: string;
   metrics?: string;
+  statusPage?: boolean;
 }
 
 export interface ResolveContext {
@@ -160,6 +163,7 @@ export function resolveOptions(raw: RawOptions, context: ResolveContext = { sock
     checkIntervalMs: raw.checkInterval === undefined ? undefined : parseDuration('--check-interval', raw.checkInterval),
     control: nonEmpty('--control', raw.control),
     metrics: nonEmpty('--metrics', raw.metrics),
+    statusPage: raw.statusPage ?? false,
   };
   if (options.maxRssBytes !== undefined && options.checkIntervalMs === undefined) {
     throw usageError('--max-rss needs --check-interval (how often to look at the children)');

@@ -13,6 +13,10 @@ export interface SlotStatus {
   cpuPercent: number | null;
   cpuSeconds: number | null;
   rssBytes: number | null;
+  /** When a backing-off slot starts its next child (epoch ms), where the pool says. */
+  nextRestartAt?: number | null;
+  /** The last setup or spawn failure of the slot, where the pool says. */
+  lastError?: string | null;
 }
 
 export interface PoolStatus {
@@ -20,6 +24,11 @@ export interface PoolStatus {
   socket: string;
   startedAt: number;
   now: number;
+  /** How many children the pool is meant to have (-F, changed by TTIN/TTOU). */
+  configured: number;
+  /** The pool is stopping: no more restarts. */
+  stopping: boolean;
+  /** Children running now. */
   children: number;
   restarts: number;
   listenQueue: number | null;
@@ -49,6 +58,7 @@ export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; 
       cpuPercent: u === undefined ? null : round(u.cpu, 1),
       cpuSeconds: u === undefined ? null : u.ctime / 1000,
       rssBytes: u === undefined ? null : u.memory,
+      ...optionalFields(slot),
     };
   });
   return {
@@ -56,11 +66,22 @@ export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; 
     socket: meta.socket,
     startedAt: meta.startedAt,
     now: Date.now(),
+    configured: pool.size,
+    stopping: pool.stopping,
     children: pids.length,
     restarts: slots.reduce((sum, s) => sum + s.restarts, 0),
     listenQueue: meta.listenQueue(),
     slots,
   };
+}
+
+/** Fields a newer Pool may add to its snapshot: shown when present, never required. */
+function optionalFields(slot: PoolSnapshot['slots'][number]): Pick<SlotStatus, 'nextRestartAt' | 'lastError'> {
+  const extra = slot as { nextRestartAt?: unknown; lastError?: unknown };
+  const out: Pick<SlotStatus, 'nextRestartAt' | 'lastError'> = {};
+  if (typeof extra.nextRestartAt === 'number') out.nextRestartAt = extra.nextRestartAt;
+  if (typeof extra.lastError === 'string') out.lastError = extra.lastError;
+  return out;
 }
 
 async function sampleUsage(pids: number[]): Promise<Map<number, Usage>> {

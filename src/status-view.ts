@@ -1,7 +1,9 @@
 import { Chalk } from 'chalk';
+import { escapeControl } from './display-text.js';
+import { readiness } from './health.js';
 import type { PoolStatus, SlotStatus } from './stats.js';
 
-/** `spawn-fcgi-ts status`: one table, colour only on a terminal. */
+/** `spawn-fcgi-ts status`: one table, colour only on a terminal; control characters from the answer are escaped. */
 export function renderStatusTable(status: PoolStatus, options: { color: boolean }): string {
   const chalk = new Chalk({ level: options.color ? 1 : 0 });
   const stateColour: Record<string, (s: string) => string> = {
@@ -11,7 +13,7 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
   const rows = status.slots.map((s) => [
     String(s.slot),
     s.pid === null ? '-' : String(s.pid),
-    s.state,
+    escapeControl(s.state),
     s.startedAt === null ? '-' : formatDuration(status.now - s.startedAt),
     String(s.restarts),
     lastExitText(s, status.now),
@@ -23,8 +25,9 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
     cells.map((c, i) => (paint ? paint(c.padEnd(widths[i]!), i) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   const children = `${status.children} ${status.children === 1 ? 'child' : 'children'}`;
   const restarts = `${status.restarts} ${status.restarts === 1 ? 'restart' : 'restarts'}`;
-  const summary = `supervisor ${status.supervisorPid} on ${status.socket}: ${children}, up ${formatDuration(status.now - status.startedAt)}, ${restarts}` +
-    (status.listenQueue === null ? '' : `, listen queue ${status.listenQueue}`);
+  const ready = readiness(status);
+  const summary = `supervisor ${status.supervisorPid} on ${escapeControl(status.socket)}: ${children}, up ${formatDuration(status.now - status.startedAt)}, ${restarts}` +
+    (status.listenQueue === null ? '' : `, listen queue ${status.listenQueue}`) + (ready.ok ? '' : `; not ready: ${escapeControl(ready.reason)}`);
   return [
     summary,
     chalk.bold(line(header)),
@@ -32,9 +35,12 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
   ].join('\n') + '\n';
 }
 
-function lastExitText(slot: SlotStatus, now: number): string {
-  if (slot.lastExit === null) return '-';
-  return `${slot.lastExit.reason}, ${formatDuration(now - slot.lastExit.at)} ago`;
+/** The last exit, and where the pool says so, the last spawn error and when a backing-off slot tries again. */
+export function lastExitText(slot: SlotStatus, now: number): string {
+  const parts = [slot.lastExit === null ? '-' : `${slot.lastExit.reason}, ${formatDuration(now - slot.lastExit.at)} ago`];
+  if (slot.lastError) parts.push(slot.lastError);
+  if (slot.state === 'backing off' && typeof slot.nextRestartAt === 'number') parts.push(`next try in ${formatDuration(slot.nextRestartAt - now)}`);
+  return escapeControl(parts.join('; '));
 }
 
 export function formatDuration(ms: number): string {

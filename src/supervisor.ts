@@ -1,6 +1,6 @@
 import { fstatSync } from 'node:fs';
 import { adoptPassedSocket, passedSockets } from './activation.js';
-import { defaultControlPath, startControlServer, startMetricsServer } from './control.js';
+import { controlPathOfPidFile, defaultControlPath, startControlServer, startMetricsServer, type Observed } from './control.js';
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
@@ -209,12 +209,15 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   }
 
   const socketInode = fstatSync(socket.fd).ino;
-  const statusSource = () => collectStatus(pool.snapshot(), {
-    socket: socket.label,
-    startedAt,
-    listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
-  });
-  await startObservers({ ...options, socket: options.socket ?? socket.spec }, statusSource, logger, closers);
+  const observed: Observed = {
+    snapshot: () => pool.snapshot(),
+    status: () => collectStatus(pool.snapshot(), {
+      socket: socket.label,
+      startedAt,
+      listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
+    }),
+  };
+  await startObservers({ ...options, socket: options.socket ?? socket.spec }, observed, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
     const timer = setInterval(() => pool.checkMemory(options.maxRssBytes!), options.checkIntervalMs);
     closers.push(() => clearInterval(timer));
@@ -234,9 +237,12 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
 }
 
 /** The control socket (always, unless no path can be derived) and the metrics endpoint (when asked). */
-async function startObservers(options: Options, source: () => ReturnType<typeof collectStatus>, logger: Logger, closers: (() => void)[]): Promise<void> {
-  const controlPath = defaultControlPath(options);
-  if (controlPath !== undefined) {
+async function startObservers(options: Options, source: Observed, logger: Logger, closers: (() => void)[]): Promise<void> {
+  const controlPaths = new Set([defaultControlPath(options)]);
+  // `status -P PIDFILE` finds the pool there, without reading anything of the process the PID file names.
+  if (options.pidFile !== undefined) controlPaths.add(controlPathOfPidFile(options.pidFile));
+  for (const controlPath of controlPaths) {
+    if (controlPath === undefined) continue;
     try {
       const control = await startControlServer(controlPath, source);
       closers.push(control.close);
@@ -247,9 +253,9 @@ async function startObservers(options: Options, source: () => ReturnType<typeof 
   }
   if (options.metrics !== undefined) {
     try {
-      const metrics = await startMetricsServer(options.metrics, source);
+      const metrics = await startMetricsServer(options.metrics, source, { statusPage: options.statusPage });
       closers.push(metrics.close);
-      logger.info('metrics', `metrics at ${options.metrics} /metrics`);
+      logger.info('metrics', `metrics at ${options.metrics} /metrics${options.statusPage ? ', status page at /' : ''}`);
     } catch (error) {
       logger.warn('metrics', `no metrics endpoint: ${(error as Error).message}`);
     }

@@ -66,7 +66,7 @@ test('status prints one table with the real PIDs; --json the same data; restarts
   assert.match(gone.stderr, /no pool answers on/);
 });
 
-test('--metrics serves OpenMetrics that the reference parser accepts, with per-child labels and the TCP listen queue', async () => {
+test('--metrics serves OpenMetrics that the reference parser accepts, with per-slot series, the PID as a value and the TCP listen queue', async () => {
   const port = await freePort();
   const metricsPort = await freePort();
   const pool = await startPool(['-a', '127.0.0.1', '-p', String(port), '-F', '2', '--metrics', `127.0.0.1:${metricsPort}`, '--', RESPONDER]);
@@ -76,12 +76,16 @@ test('--metrics serves OpenMetrics that the reference parser accepts, with per-c
   const families = new Map(parseOpenMetrics(answer.body).map((f) => [f.name, f]));
   assert.equal(families.get('spawn_fcgi_ts_children')?.samples[0]?.value, 2);
   assert.equal(families.get('spawn_fcgi_ts_listen_queue')?.samples[0]?.value, 0);
+  assert.equal(families.get('spawn_fcgi_ts_children_configured')?.samples[0]?.value, 2);
   const rss = families.get('spawn_fcgi_ts_child_rss_bytes')!;
-  assert.deepEqual(rss.samples.map((s) => Number(s.labels.pid)).sort(), pool.childPids().sort());
-  assert.deepEqual(rss.samples.map((s) => s.labels.slot).sort(), ['0', '1']);
+  assert.deepEqual(rss.samples.map((s) => s.labels), [{ slot: '0' }, { slot: '1' }]);
   for (const sample of rss.samples) assert.ok(sample.value > 0);
+  assert.deepEqual(families.get('spawn_fcgi_ts_child_pid')!.samples.map((s) => s.value).sort(), pool.childPids().sort());
   assert.equal(families.get('spawn_fcgi_ts_child_cpu_seconds')?.type, 'counter');
   assert.equal((await httpGet(`http://127.0.0.1:${metricsPort}/nothing`)).status, 404);
+  // The detailed status (PIDs, paths, exit reasons) stays off the TCP listener without --status-page.
+  assert.equal((await httpGet(`http://127.0.0.1:${metricsPort}/status`)).status, 404);
+  assert.equal((await httpGet(`http://127.0.0.1:${metricsPort}/`)).status, 404);
   await pool.stop();
 });
 
