@@ -164,6 +164,18 @@ describe('an attacker who owns the socket directory races the supervisor', () =>
   });
 });
 
+describe('the relative bind name', () => {
+  test('a relative -s with --keep-socket: the socket survives the exit (libuv never unlinks its bind name relative to the cwd)', async () => {
+    const work = join(dir, 'relative');
+    mkdirSync(work, { mode: 0o755 });
+    const pool = await startPool(['-s', 'kept.sock', '--keep-socket', '--', responder], { cwd: work, target: { path: join(work, 'kept.sock') } });
+    await pool.request();
+    assert.deepEqual(await pool.stop(), { code: 0, signal: null });
+    assert.ok(lstatSync(join(work, 'kept.sock')).isSocket(), 'the kept socket is still there');
+    assert.deepEqual(readdirSync(work).filter((n) => !n.endsWith('.control')), ['kept.sock']);
+  });
+});
+
 describe('clear refusals', () => {
   test('a symlink, a FIFO, a missing directory, a non-UTF-8 name: one line each, exit 255, nothing created', async () => {
     const { owned, decoy } = arena('refusals');
