@@ -3,7 +3,7 @@ import { parseCommandLine } from './command-line.js';
 import { printError } from './log.js';
 import { resolveOptions } from './options.js';
 import { runSupervisor } from './supervisor.js';
-import { isDaemonChild, daemonReporter, startDaemon } from './daemon.js';
+import { isDaemonChild, daemonReporter, leaveWorkingDirectory, startDaemon } from './daemon.js';
 import { HELP_TEXT, VERSION } from './help.js';
 import { passedSockets } from './activation.js';
 import { statusCommand } from './status-command.js';
@@ -12,7 +12,7 @@ async function main(argv: string[]): Promise<number> {
   const context = { socketActivation: passedSockets().length > 0 };
   if (isDaemonChild()) {
     const { raw } = parseCommandLine(argv);
-    return runSupervisor(resolveOptions(raw, context), daemonReporter());
+    return runSupervisor(leaveWorkingDirectory(resolveOptions(raw, context)), daemonReporter());
   }
   if (argv.length === 0) {
     process.stdout.write(HELP_TEXT);

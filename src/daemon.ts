@@ -1,7 +1,9 @@
 import { closeSync, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { isAbsolute, resolve } from 'node:path';
 import { execa } from 'execa';
 import { internalEnvName } from './environment.js';
+import type { Options } from './options.js';
 import type { StartReporter } from './supervisor.js';
 
 const DAEMON_MARK = internalEnvName('DAEMON');
@@ -71,5 +73,43 @@ export function daemonReporter(): StartReporter {
       if (open) closeSync(REPORT_FD);
       open = false;
     },
+  };
+}
+
+/**
+ * The daemon leaves the caller's directory, as daemon(3) does (chdir("/")), so that it does not keep a
+ * directory busy or depend on it: every relative path in the options is made absolute first, the way
+ * it was meant when typed. Paths inside a chroot (-s without -S, -d, a relative app) stay relative to
+ * the jail's root, as spawn-fcgi reads them after chroot() and chdir("/"). The children start in /
+ * too, unless -d says otherwise.
+ */
+export function leaveWorkingDirectory(options: Options): Options {
+  let cwd: string;
+  try {
+    cwd = process.cwd();
+  } catch {
+    process.chdir('/'); // already gone: relative paths cannot mean anything any more
+    return options;
+  }
+  const absolute = (path: string | undefined) => (path === undefined || isAbsolute(path) ? path : resolve(cwd, path));
+  const jailed = options.chroot !== undefined && process.getuid?.() === 0;
+  const socket = options.socket?.kind === 'unix' && !options.socket.abstract && !(jailed && !options.bindBeforeChroot)
+    ? { ...options.socket, path: absolute(options.socket.path)! }
+    : options.socket;
+  const chdir = jailed ? options.chdir : absolute(options.chdir);
+  const [app, ...args] = options.app;
+  const appPath = !jailed && app!.includes('/') && !isAbsolute(app!) ? resolve(chdir ?? cwd, app!) : app!;
+  const metrics = options.metrics === undefined || /:\d+$/.test(options.metrics) ? options.metrics : absolute(options.metrics);
+  process.chdir('/');
+  return {
+    ...options,
+    app: [appPath, ...args],
+    socket,
+    chdir,
+    chroot: absolute(options.chroot),
+    pidFile: absolute(options.pidFile),
+    logFile: absolute(options.logFile),
+    control: absolute(options.control),
+    metrics,
   };
 }

@@ -1,10 +1,10 @@
-import { chmodSync, chownSync, closeSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdtempSync, readlinkSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { SetupError, errnoText } from './errors.js';
-import type { SocketSpec } from './options.js';
+import { MAX_UNIX_PATH_BYTES, type SocketSpec } from './options.js';
 import type { SocketOwner } from './identity.js';
 
 /**
@@ -20,6 +20,7 @@ export interface BoundSocket {
   /** The socket file on disk (unix, not abstract), for removal at stop. */
   filePath?: string;
   inode?: number;
+  device?: number;
   /** What it is bound to, when known: for a socket passed by systemd, read back from /proc. */
   spec?: SocketSpec;
 }
@@ -50,7 +51,10 @@ const PROBE_TIMEOUT_MS = 1000;
 /** Is something answering on this unix socket? Refused or missing means stale; anything else counts as alive. */
 export function probeUnixSocket(path: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const client = net.connect({ path });
+    // A path longer than sun_path (a socket deep in a chroot) is reached by its name from inside its
+    // directory: libuv issues connect(2) synchronously, so the cwd is restored before anything else runs.
+    const long = Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES;
+    const client = long ? inDirectory(dirname(path), (error) => new SetupError(`removing old socket failed: ${errnoText(error)}`), () => net.connect({ path: basename(path) })) : net.connect({ path });
     const done = (alive: boolean) => { client.destroy(); clearTimeout(timer); resolve(alive); };
     const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
     client.once('connect', () => done(true));
@@ -62,9 +66,44 @@ export async function bindSocket(spec: SocketSpec, options: BindOptions): Promis
   return spec.kind === 'unix' ? bindUnix(spec.path, spec.abstract, options) : bindTcp(spec.host, spec.port);
 }
 
-/** The path the socket file has in the supervisor's view: inside the chroot unless -S. */
+/**
+ * The path the socket file has in the supervisor's view: inside the chroot unless -S. Inside the chroot
+ * the directories are resolved the way the jail sees them (spawn-fcgi binds after chroot()): a symlink
+ * `$JAIL/tmp -> /outside` leads to `$JAIL/outside`, and `..` stops at the jail's root.
+ */
 export function socketFilePath(path: string, options: Pick<BindOptions, 'chroot' | 'bindBeforeChroot'>): string {
-  return options.chroot !== undefined && !options.bindBeforeChroot ? join(options.chroot, path) : path;
+  if (options.chroot === undefined || options.bindBeforeChroot) return resolve(path);
+  return resolveInJail(resolve(options.chroot), path);
+}
+
+/** Max symlinks followed while resolving a path, as the kernel's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
+/** `path` (absolute or relative to the jail's root) as a host path; the final component is not followed. */
+export function resolveInJail(jail: string, path: string): string {
+  const components = path.split('/').filter((c) => c !== '' && c !== '.');
+  const name = components.pop() ?? '';
+  let pending = components;
+  let resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const component = pending.shift()!;
+    if (component === '.') continue;
+    if (component === '..') { resolved.pop(); continue; }
+    const hostPath = join(jail, ...resolved, component);
+    let target: string | undefined;
+    try {
+      if (lstatSync(hostPath).isSymbolicLink()) target = readlinkSync(hostPath);
+    } catch {
+      // Missing: the bind reports it.
+    }
+    if (target === undefined) { resolved.push(component); continue; }
+    if (++links > MAX_SYMLINKS) throw new SetupError(`bind failed: ${errnoText({ code: 'ELOOP' })}`);
+    if (target.startsWith('/')) resolved = [];
+    pending = [...target.split('/').filter((c) => c !== ''), ...pending];
+  }
+  if (name === '..') resolved.pop();
+  return join(jail, ...resolved, name === '..' ? '' : name);
 }
 
 async function bindUnix(path: string, abstract: boolean, options: BindOptions): Promise<BoundSocket> {
@@ -73,52 +112,160 @@ async function bindUnix(path: string, abstract: boolean, options: BindOptions): 
     // PHP or Python clients, which use the exact name, would be refused. systemd binds it exactly.
     throw new SetupError(`cannot bind the abstract socket '${path}' exactly on this Node.js: let systemd pass it (ListenStream=${path} in a .socket unit, or systemd-socket-activate -l ${path})`);
   }
+  // Node decodes argv as UTF-8 and turns invalid bytes into U+FFFD: binding that would create another name.
+  if (path.includes('\uFFFD')) throw new SetupError(`the Unix domain socket path '${path}' is not valid UTF-8: use a UTF-8 path`);
   const filePath = socketFilePath(path, options);
-  await removeStaleSocket(filePath);
-  // Bind under a tight umask so the file is never, even briefly, wider than asked; chmod sets the real mode.
+  checkDirectory(dirname(filePath));
+  const stale = await findStaleSocket(filePath);
   const umask = process.umask(0o177);
-  let handle: ServerHandle;
-  try {
-    handle = bindHandle(filePath, -1, -1);
-  } finally {
-    process.umask(umask);
-  }
-  try {
-    chmodSync(filePath, options.mode ?? (0o660 & ~umask));
-  } catch (error) {
-    discard(handle, filePath);
-    throw new SetupError(`couldn't chmod socket: ${errnoText(error)}`);
-  }
-  const { uid, gid } = options.owner ?? {};
-  if (uid !== undefined || gid !== undefined) {
-    try {
-      chownSync(filePath, uid ?? -1, gid ?? -1);
-    } catch (error) {
-      discard(handle, filePath);
-      throw new SetupError(`couldn't chown socket: ${errnoText(error)}`);
-    }
-  }
-  return keep(handle, { fd: handle.fd, label: path, filePath, inode: lstatSync(filePath).ino });
+  process.umask(umask);
+  const staged = stageSocket(filePath, stale, options.mode ?? (0o660 & ~umask), options.owner ?? {});
+  return keep(staged.handle, { fd: staged.handle.fd, label: path, filePath, inode: staged.ino, device: staged.dev });
 }
 
-/** spawn-fcgi's probe-then-unlink, except that a path that is not a socket is never removed. */
-async function removeStaleSocket(filePath: string): Promise<void> {
+/** libuv reports a missing directory as EACCES when binding a pipe: say what it is. */
+function checkDirectory(directory: string): void {
+  try {
+    if (!statSync(directory).isDirectory()) throw new SetupError(`bind failed: ${errnoText({ code: 'ENOTDIR' })}`);
+  } catch (error) {
+    if (error instanceof SetupError) throw error;
+    throw new SetupError(`bind failed: ${errnoText(error)}`);
+  }
+}
+
+interface FileId { dev: number; ino: number }
+
+/**
+ * spawn-fcgi's probe before it unlinks, except that a path that is not a socket is never removed.
+ * Returns the stale socket to replace, or undefined when the path is free.
+ */
+async function findStaleSocket(filePath: string): Promise<FileId | undefined> {
   let stats;
   try {
     stats = lstatSync(filePath);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new SetupError(`removing old socket failed: ${errnoText(error)}`);
   }
-  if (!stats.isSocket()) {
-    const what = stats.isDirectory() ? 'a directory' : stats.isFile() ? 'a regular file' : 'not a socket';
-    throw new SetupError(`refusing to remove '${filePath}': it is ${what}, not a socket`);
-  }
+  if (!stats.isSocket()) throw new SetupError(`refusing to remove '${filePath}': it is ${fileKind(stats)}, not a socket`);
   if (await probeUnixSocket(filePath)) throw new SetupError("socket is already in use, can't spawn");
+  return { dev: stats.dev, ino: stats.ino };
+}
+
+function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'of an unknown type';
+}
+
+/**
+ * Bind, chmod and chown the socket inside a private directory (0700, root's) next to the final path,
+ * where nobody else can swap it for a symlink, then link(2) it to the final name, which never replaces
+ * an existing entry, so at no point is a path in a directory that others control chmod'ed, chown'ed or
+ * followed. Binding a relative name from inside that directory also lifts sun_path's 107-byte limit
+ * (a socket deep in a chroot). The cwd changes only inside synchronous sections.
+ */
+function stageSocket(filePath: string, stale: FileId | undefined, mode: number, owner: SocketOwner): { handle: ServerHandle } & FileId {
+  const name = basename(filePath);
+  const bindName = Buffer.byteLength(name) <= MAX_UNIX_PATH_BYTES ? name : 'socket';
+  let privateDir: string;
   try {
+    privateDir = mkdtempSync(join(dirname(filePath), `.${name.slice(0, 40)}.`));
+  } catch (error) {
+    throw new SetupError(`bind failed: ${errnoText(error)}`);
+  }
+  let ours: FileId;
+  try {
+    const stats = lstatSync(privateDir);
+    if (!stats.isDirectory() || stats.uid !== process.getuid?.() || (stats.mode & 0o077) !== 0) throw new Error('replaced');
+    ours = { dev: stats.dev, ino: stats.ino };
+  } catch {
+    throw new SetupError(`bind failed: the temporary directory '${privateDir}' was replaced while binding`);
+  }
+  const replaced = () => new SetupError(`bind failed: the temporary directory '${privateDir}' was replaced while binding`);
+  try {
+    return inDirectory(privateDir, replaced, () => {
+      const here = statSync('.');
+      if (here.dev !== ours.dev || here.ino !== ours.ino) throw replaced();
+      // From here on the cwd is our private directory: nobody else can create, rename or replace in it.
+      let handle: ServerHandle | undefined;
+      try {
+        // Bind under a tight umask so the file is never, even briefly, wider than asked; chmod sets the real mode.
+        const umask = process.umask(0o177);
+        try {
+          handle = bindHandle(bindName, -1, -1);
+        } finally {
+          process.umask(umask);
+        }
+        try {
+          chmodSync(bindName, mode);
+        } catch (error) {
+          throw new SetupError(`couldn't chmod socket: ${errnoText(error)}`);
+        }
+        if (owner.uid !== undefined || owner.gid !== undefined) {
+          try {
+            chownSync(bindName, owner.uid ?? -1, owner.gid ?? -1);
+          } catch (error) {
+            throw new SetupError(`couldn't chown socket: ${errnoText(error)}`);
+          }
+        }
+        const bound = lstatSync(bindName);
+        if (stale !== undefined) removeIfSame(filePath, stale);
+        try {
+          linkSync(bindName, filePath);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new SetupError(`refusing to replace '${filePath}': it appeared while binding`);
+          throw new SetupError(`bind failed: ${errnoText(error)}`);
+        }
+        unlinkSync(bindName);
+        return { handle, dev: bound.dev, ino: bound.ino };
+      } catch (error) {
+        if (handle !== undefined) {
+          // Not handle.close(): libuv would unlink the bind name relative to whatever the cwd is then.
+          try { closeSync(handle.fd); } catch { /* closed */ }
+          liveHandles.push(handle);
+          try { unlinkSync(bindName); } catch { /* never bound */ }
+        }
+        throw error;
+      }
+    });
+  } finally {
+    try { rmdirSync(privateDir); } catch { /* replaced by someone else's: theirs to remove */ }
+  }
+}
+
+/** Unlink the stale socket found by the probe, unless it has been replaced since (unlink never follows a link). */
+function removeIfSame(filePath: string, stale: FileId): void {
+  try {
+    const now = lstatSync(filePath);
+    if (now.dev !== stale.dev || now.ino !== stale.ino) return;
     unlinkSync(filePath);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new SetupError(`removing old socket failed: ${errnoText(error)}`);
+  }
+}
+
+/** Run `action` with the cwd set to `directory`, and restore the cwd before returning (synchronously). */
+function inDirectory<T>(directory: string, failure: (error: unknown) => Error, action: () => T): T {
+  let previous: string;
+  try {
+    previous = process.cwd();
+  } catch {
+    previous = '/'; // the cwd was removed; a daemon runs in / anyway
+  }
+  try {
+    process.chdir(directory);
+  } catch (error) {
+    throw failure(error);
+  }
+  try {
+    return action();
+  } finally {
+    process.chdir(previous);
   }
 }
 
@@ -176,16 +323,12 @@ function keep(handle: ServerHandle, socket: BoundSocket): BoundSocket {
   return socket;
 }
 
-function discard(handle: ServerHandle, filePath: string): void {
-  handle.close();
-  try { unlinkSync(filePath); } catch { /* already gone */ }
-}
-
-/** Remove the socket file at stop, but only if it is still the one we bound (same inode). */
+/** Remove the socket file at stop, but only if it is still the one we bound (same device and inode). */
 export function removeSocketFile(socket: BoundSocket): boolean {
   if (socket.filePath === undefined) return false;
   try {
-    if (lstatSync(socket.filePath).ino !== socket.inode) return false;
+    const stats = lstatSync(socket.filePath);
+    if (stats.ino !== socket.inode || (socket.device !== undefined && stats.dev !== socket.device)) return false;
     unlinkSync(socket.filePath);
     return true;
   } catch {

@@ -6,7 +6,7 @@
  * nothing behind.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fcgiGet, PHP_FIXTURES, parseResponder, poolChildren, requireBuild, RESPONDER, runCli, track, untrack } from '../helpers/pool.js';
@@ -120,4 +120,33 @@ test('one child of -F 3 exits at once: the command fails and the other two are s
   await waitFor(() => processesMentioning(dir).length === 0, { timeoutMs: 5000, what: 'no process left' }).catch(() => undefined);
   assert.deepEqual(processesMentioning(dir).map((p) => `${p}: ${readStatus(p)?.name}`), []);
   assert.ok(!existsSync(sock));
+});
+
+test('the daemon runs in / (daemon(3)); relative -s, -P, --log-file still work after the start directory is removed', async () => {
+  const base = join(dir, 'cwd');
+  const start = join(base, 'started-here');
+  mkdirSync(start, { recursive: true });
+  const result = await runCli(['-s', '../rel.sock', '-P', '../rel.pid', '--log-file', '../rel.log', '--', responder], { cwd: start });
+  assert.equal(result.code, 0, result.stderr);
+  const [child] = spawnedPids(result.stdout);
+  const sock = join(base, 'rel.sock');
+  const pidFile = join(base, 'rel.pid');
+  const supervisor = readPid(pidFile);
+  track(supervisor);
+  rmdirSync(start);
+  assert.equal(readlinkSync(`/proc/${supervisor}/cwd`), '/', 'the daemon left the caller\'s directory');
+  assert.equal(readlinkSync(`/proc/${child}/cwd`), '/', 'the children start in / too (no -d)');
+  assert.equal(parseResponder((await fcgiGet({ path: sock })).body).pid, child);
+
+  // SIGUSR1 reopens the log by its (absolute) path: logrotate's move, then a fresh file.
+  renameSync(join(base, 'rel.log'), join(base, 'rel.log.1'));
+  process.kill(supervisor, 'SIGUSR1');
+  await waitFor(() => existsSync(join(base, 'rel.log')), { what: 'the log to be reopened at its path' });
+
+  process.kill(supervisor, 'SIGTERM');
+  await waitFor(() => [supervisor, child!].every(isGone), { timeoutMs: 15_000, what: 'supervisor and child to exit' });
+  untrack(supervisor);
+  assert.ok(!existsSync(sock), 'the socket file is removed');
+  assert.ok(!existsSync(pidFile), 'the PID file is removed');
+  assert.match(readFileSync(join(base, 'rel.log'), 'utf8'), /stopping/);
 });
