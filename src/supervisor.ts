@@ -181,6 +181,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     grow: () => { pool.grow(); notifier?.status(`${pool.slots.length} children`); },
     shrink: () => { pool.shrink(); notifier?.status(`${pool.slots.length} children`); },
     reopenLogs: () => logger.reopen(),
+    ignore: (signal) => logger.warn('signal', `${signal} received: ignored (TERM, INT or QUIT stop the pool)`),
   });
 
   const started = await pool.start();
