@@ -38,7 +38,7 @@ export function logPoolEvent(logger: Logger, policy: RestartPolicy, event: PoolE
       logger.debug('retired', `retired child exited (${event.reason})`, { slot: event.slot, pid: event.pid });
       return;
     case 'backing off':
-      logger.debug('backoff', `backing off ${event.delayMs} ms after failure ${event.failures} (${event.reason})`, { slot: event.slot });
+      logger.debug('backoff', `next start in ${event.delayMs} ms (last: ${event.reason}; ${event.failures} fast failures in a row)`, { slot: event.slot });
       return;
     case 'gave up': {
       const fields = event.pid === null ? { slot: event.slot } : { slot: event.slot, pid: event.pid };

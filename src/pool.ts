@@ -73,6 +73,8 @@ export interface PoolOptions {
   onGiveUp: (status: number) => void;
   /** Every pool event, after the log has it (sd_notify, tests). */
   onEvent?: (event: PoolEvent) => void;
+  /** The most children (-F, TTIN): MAX_PROCS unless given. */
+  maxProcs?: number;
   /** Injected by unit tests; the real ones by default. */
   launch?: Launcher;
   clock?: Clock;
@@ -94,10 +96,12 @@ export class Pool {
   private readonly retired = new Set<Child>();
   private readonly clock: Clock;
   private readonly launcher: Launcher;
+  private readonly maxProcs: number;
 
   constructor(private readonly options: PoolOptions) {
     this.clock = options.clock ?? systemClock;
     this.launcher = options.launch ?? realLaunch;
+    this.maxProcs = options.maxProcs ?? MAX_PROCS;
   }
 
   private emit(event: PoolEvent): void {
@@ -127,7 +131,7 @@ export class Pool {
    * them, so that a signal during a large start is handled at once.
    */
   async start(): Promise<StartResult> {
-    const size = Math.min(this.options.size, MAX_PROCS);
+    const size = Math.min(this.options.size, this.maxProcs);
     for (let i = 0; i < size; i++) this.slots.push(this.newSlot(i));
     const checks: Promise<StartResult>[] = [];
     let firstFailure: StartResult | undefined;
@@ -221,7 +225,7 @@ export class Pool {
       this.emitEnd(slot, child, ending, reason, uptimeMs, { action: 'none' });
       return;
     }
-    const decision = decide(ending, slot, this.options.policy, now);
+    const decision = decide(ending, slot, this.options.policy, now, this.options.random);
     this.carryOut(slot, child, ending, reason, uptimeMs, decision);
   }
 
@@ -262,10 +266,16 @@ export class Pool {
       this.move(slot, 'ended, restart now');
       slot.nextRestartAt = this.clock.now();
     }
+    this.armRestart(slot, delayMs);
+  }
+
+  private armRestart(slot: Slot, delayMs: number): void {
+    slot.timer?.cancel();
     // Never spawn from inside the exit callback: spawning there, death after death, starves the event loop.
     slot.timer = this.clock.after(delayMs, () => {
       slot.timer = undefined;
-      if (this.stopping || !this.slots.includes(slot) || slot.child !== undefined) return;
+      // A replacement under its check takes the slot if it passes; replace() re-arms this if it fails.
+      if (this.stopping || !this.slots.includes(slot) || slot.child !== undefined || slot.incoming !== undefined) return;
       slot.restarts++;
       this.spawn(slot, 'serving', 'restart');
     });
@@ -393,6 +403,8 @@ export class Pool {
       slot.lastError = `${reason}: ${why}`;
       this.emit({ type: 'replace failed', slot: slot.index, pid: freshPid, reason, why, oldKeepsServing: old !== undefined && slot.child === old });
       void this.retire(fresh);
+      // The old child ended meanwhile and its restart was held back for this replacement: start it now.
+      if (slot.child === undefined && slot.timer === undefined) this.armRestart(slot, 0);
       return false;
     }
     // The old child may have ended meanwhile, its slot waiting for a restart: the new one takes its place.
@@ -414,11 +426,11 @@ export class Pool {
     return true;
   }
 
-  /** SIGTTIN: one more slot, up to MAX_PROCS. */
+  /** SIGTTIN: one more slot, up to maxProcs. */
   grow(): void {
     if (this.stopping) return;
-    if (this.slots.length >= MAX_PROCS) {
-      this.emit({ type: 'scale refused', size: this.slots.length, limit: MAX_PROCS });
+    if (this.slots.length >= this.maxProcs) {
+      this.emit({ type: 'scale refused', size: this.slots.length, limit: this.maxProcs });
       return;
     }
     const slot = this.newSlot(this.slots.length);

@@ -78,7 +78,7 @@ export type Decision =
  * failure), after a backoff (repeated fast failures), or give up (--max-failures). Every immediate restart
  * takes from the slot's rate bound.
  */
-export function decide(ending: Ending, slot: { failures: number; bucket: RestartBucket }, policy: RestartPolicy, now: number): Decision {
+export function decide(ending: Ending, slot: { failures: number; bucket: RestartBucket }, policy: RestartPolicy, now: number, random: () => number = Math.random): Decision {
   const why = ending.kind === 'could not start' ? 'fast crash' : ({ planned: 'planned', 'stable-crash': 'stable crash', 'fast-crash': 'fast crash' } as const)[classifyExit(ending.exit, ending.uptimeMs, policy)];
   let failures = slot.failures;
   if (why === 'stable crash') failures = 0;
@@ -87,7 +87,7 @@ export function decide(ending: Ending, slot: { failures: number; bucket: Restart
     const status = ending.kind === 'could not start' ? 255 : (ending.exit.code ?? 1) || 1;
     return { next: 'give up', failures, status };
   }
-  const backoff = why === 'fast crash' ? restartDelay(failures, policy) : 0;
+  const backoff = why === 'fast crash' ? restartDelay(failures, policy, random) : 0;
   const taken = takeRestart(slot.bucket, now);
   const delayMs = Math.max(backoff, taken.waitMs);
   return { next: 'restart', why, delayMs, rateBound: taken.waitMs > backoff, failures, bucket: taken.bucket };
