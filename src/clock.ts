@@ -32,3 +32,16 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(handle) };
   },
 };
+
+/** Call `fn` every `ms` (any length, unlike setInterval) until the returned timer is cancelled. */
+export function every(clock: Clock, ms: number, fn: () => void): Timer {
+  let current: Timer;
+  const arm = () => {
+    current = clock.after(ms, () => {
+      arm();
+      fn();
+    });
+  };
+  arm();
+  return { cancel: () => current.cancel() };
+}

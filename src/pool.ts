@@ -149,7 +149,8 @@ export class Pool {
       await this.stop();
       return failed;
     }
-    return { ok: true, pids: results.flatMap((r) => (r.ok ? r.pids : [])) };
+    // A slot whose first child exited 0 during its check reports the child that serves it now.
+    return { ok: true, pids: this.slots.map((slot, i) => (slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : (results[i] as { pids: number[] }).pids[0]!)) };
   }
 
   private newSlot(index: number): Slot {

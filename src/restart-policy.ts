@@ -47,8 +47,8 @@ export function describeExit(exit: ChildExit): string {
  * up to 1000 / RESTART_INTERVAL_MS children a second per slot after that; `true` as the app cannot make
  * the supervisor spin.
  */
-export const RESTART_BURST = 10;
-export const RESTART_INTERVAL_MS = 50;
+export const RESTART_BURST = 20;
+export const RESTART_INTERVAL_MS = 25;
 
 export interface RestartBucket {
   tokens: number;

@@ -5,6 +5,7 @@ import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
 import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
+import { every, systemClock } from './clock.js';
 import { locateApp } from './app-path.js';
 import { Logger } from './log.js';
 import { signalName, type Options } from './options.js';
@@ -217,8 +218,8 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   });
   await startObservers({ ...options, socket: options.socket ?? socket.spec }, statusSource, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
-    const timer = setInterval(() => pool.checkMemory(options.maxRssBytes!), options.checkIntervalMs);
-    closers.push(() => clearInterval(timer));
+    const timer = every(systemClock, options.checkIntervalMs, () => pool.checkMemory(options.maxRssBytes!));
+    closers.push(() => timer.cancel());
   }
 
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
