@@ -90,3 +90,10 @@ function nextText(next: Next, policy: RestartPolicy): string {
 }
 
 export const formatMs = (ms: number): string => (ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
+/** The sd_notify STATUS= line for an event an operator should see in `systemctl status`; undefined for the rest. */
+export function notifyStatus(event: PoolEvent): string | undefined {
+  if (event.type === 'gave up') return `slot ${event.slot} gave up after ${event.failures} failures: ${event.reason}`;
+  if (event.type === 'backing off' && event.failures > 0) return `slot ${event.slot} backing off ${event.delayMs} ms: ${event.reason}`;
+  return undefined;
+}

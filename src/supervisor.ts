@@ -11,6 +11,7 @@ import { Logger } from './log.js';
 import { signalName, type Options } from './options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
+import { notifyStatus } from './pool-log.js';
 import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
 import { bindSocket, releaseSocket, removeSocketFile, type BoundSocket } from './socket.js';
@@ -134,6 +135,10 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     onGiveUp: (status) => {
       giveUpStatus = status;
       void shutdown('giving up');
+    },
+    onEvent: (event) => {
+      const text = notifyStatus(event);
+      if (text !== undefined) notifier?.status(text);
     },
   });
 
