@@ -165,7 +165,9 @@ export class Pool {
       return { ok: false, status: 255, reason: `could not start: ${outcome.reason}` };
     }
     const early = await Promise.race([child.process.exited, this.sleep(this.options.startCheckMs)]);
-    if (child.role === 'checked') child.role = 'serving';
+    // Still up: from now on its end is the slot's business. Ended: it stays 'checked' whichever of this
+    // and its onEnd() runs first, so that a failure here is reported, not restarted.
+    if (early === undefined && child.role === 'checked') child.role = 'serving';
     if (early !== undefined && !(early.code === 0 && early.signal === null)) {
       const reason = early.signal !== null ? `child signaled: ${early.signal}` : `child exited with: ${early.code}`;
       return { ok: false, status: exitStatus(early), reason };
