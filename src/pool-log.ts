@@ -85,6 +85,7 @@ function nextText(next: Next, policy: RestartPolicy): string {
   if (next.action !== 'restart') return '';
   const failure = `failure ${next.failures}, `;
   if (next.delayMs === 0) return `${failure}restarting now (a next fast failure waits ${restartDelay(2, policy, () => 0.5)} ms)`;
+  if (next.rateBound) return `${failure}restarting in ${next.delayMs} ms (restart rate bound)`;
   const capped = next.delayMs >= policy.maxRestartDelayMs * 0.8 ? ' (at the cap: still crash-looping, still retrying)' : '';
   return `${failure}restarting in ${next.delayMs} ms${capped}`;
 }
