@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CLI, RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
-import { isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
+import { fdCount, isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 import { helperPath } from '../../src/launcher.js';
 
 let dir: string;
@@ -129,6 +129,27 @@ test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EM
   assert.doesNotMatch(result.stderr, /internal error|TypeError|    at /);
   assert.equal(existsSync(sock), false);
   assert.deepEqual(processesMentioning(sock), []);
+});
+
+test('out of descriptors at run time (prlimit --nofile on the running supervisor): EMFILE → backing off, no crash; raised → running again', async (t) => {
+  const sock = join(dir, 'n.sock');
+  const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '100ms', '--max-restart-delay', '300ms', '--', RESPONDER]);
+  t.after(() => pool.stop().catch(() => undefined));
+  const [victim, other] = pool.childPids();
+  // The victim's three pipes close with it: the limit leaves no descriptor for its successor's pipes.
+  const limit = fdCount(pool.pid) - 3;
+  const lower = spawnSync('prlimit', ['--pid', String(pool.pid), `--nofile=${limit}:`], { encoding: 'utf8' });
+  assert.equal(lower.status, 0, lower.stderr);
+  process.kill(victim!, 'SIGKILL');
+  await waitFor(() => /spawn failed: EMFILE/.test(pool.stderr()), { timeoutMs: 10_000, what: 'EMFILE logged' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(pool.exitStatus(), undefined, `the supervisor died:\n${pool.stderr()}`);
+  assert.doesNotMatch(pool.stderr(), /internal error|TypeError|    at /);
+  assert.deepEqual(pool.childPids(), [other], 'the other child keeps serving');
+  const raise = spawnSync('prlimit', ['--pid', String(pool.pid), '--nofile=1024:'], { encoding: 'utf8' });
+  assert.equal(raise.status, 0, raise.stderr);
+  await waitFor(() => pool.childPids().length === 2, { timeoutMs: 10_000, what: 'two children again' });
+  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
 });
 
 test('E2BIG: a config value over 128 KiB gives one line and exit 255, not exit 0', async (t) => {
