@@ -132,6 +132,7 @@ export class Pool {
    */
   async start(): Promise<StartResult> {
     const size = Math.min(this.options.size, this.maxProcs);
+    if (size < this.options.size) this.emit({ type: 'scale refused', size, limit: this.maxProcs });
     for (let i = 0; i < size; i++) this.slots.push(this.newSlot(i));
     const checks: Promise<StartResult>[] = [];
     let firstFailure: StartResult | undefined;

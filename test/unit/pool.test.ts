@@ -328,6 +328,7 @@ test('TTIN never beyond the bound (MAX_PROCS by default); -F above it starts onl
   const h = harness({ size: 4, maxProcs: 3 });
   await started(h);
   assert.equal(h.pool.snapshot().size, 3);
+  assert.ok(h.lines.some((l) => /pool stays at 3: 3 children is the most it may have/.test(l)), h.lines.join('\n'));
   h.pool.grow();
   assert.equal(h.pool.snapshot().size, 3);
   assert.ok(h.events.some((e) => e.type === 'scale refused'));
