@@ -227,6 +227,17 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     closers.push(() => timer.cancel());
   }
 
+  // While the pool runs, a child or a restart timer keeps the event loop busy. An empty loop would end the
+  // process with status 0 as if asked to stop (-F 1 and a lost child did that): a bug, never a clean stop.
+  const onIdle = () => {
+    if (stopping !== undefined) return;
+    giveUpStatus = 70;
+    logger.error('internal', 'internal error: nothing left to supervise; stopping');
+    void shutdown('internal error');
+  };
+  process.on('beforeExit', onIdle);
+  closers.push(() => process.off('beforeExit', onIdle));
+
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
   logger.info('ready', `${started.pids.length} children serving on ${socket.label}`);
   notifier?.ready(`${started.pids.length} children serving on ${socket.label}`);
