@@ -190,8 +190,7 @@ export class Pool {
     }
     if (launched.pid > 0 && cause !== 'replace') this.emit({ type: 'spawned', slot: slot.index, pid: launched.pid, cause: cause === 'start' ? 'start' : cause });
     launched.exec.then((outcome) => {
-      if (!outcome.ok) slot.lastError = outcome.reason;
-      else if (slot.child === child && slot.state === 'starting') this.move(slot, 'exec ok');
+      if (outcome.ok && slot.child === child && slot.state === 'starting') this.move(slot, 'exec ok');
     });
     // The exit can be seen before the status pipe's end: classify it once the helper's report is in.
     Promise.all([launched.exited, launched.exec]).then(([exit, outcome]) => {

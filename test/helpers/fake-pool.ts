@@ -131,6 +131,9 @@ export interface Harness {
   obedient: boolean;
 }
 
+/** Every harness made, so that a test file can check them all (no ignored transition, for one). */
+export const harnesses: Harness[] = [];
+
 export function harness(overrides: Partial<PoolOptions> = {}): Harness {
   const clock = new FakeClock();
   const launcher = new FakeLauncher();
@@ -167,6 +170,7 @@ export function harness(overrides: Partial<PoolOptions> = {}): Harness {
     yieldToEvents: () => new Promise((resolve) => setImmediate(resolve)),
     ...overrides,
   });
+  harnesses.push(h);
   return h;
 }
 

@@ -2,12 +2,19 @@
  * The Pool's slot lifecycle, driven by a fake launcher and a fake clock through every transition,
  * failures at each step included. No process is started; see test/helpers/fake-pool.ts.
  */
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, settle, started } from '../helpers/fake-pool.js';
+import { harness, harnesses, settle, started } from '../helpers/fake-pool.js';
 import { MAX_PROCS, START_BATCH } from '../../src/pool.js';
 import { transition } from '../../src/slot-machine.js';
 import { RESTART_BURST, RESTART_INTERVAL_MS } from '../../src/restart-policy.js';
+
+// Every event the pool fed its slots was one the state could take.
+afterEach(() => {
+  for (const h of harnesses.splice(0)) {
+    assert.deepEqual(h.events.filter((e) => e.type === 'ignored transition'), []);
+  }
+});
 
 const states = (h: ReturnType<typeof harness>) => h.pool.snapshot().slots.map((s) => s.state);
 
