@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Credentials } from './identity.js';
 import { splitLines } from './lines.js';
@@ -64,36 +64,48 @@ export function helperArguments(spec: LaunchSpec): string[] {
   return args;
 }
 
+/** Starts one child; injected into the Pool so that unit tests can drive it with a fake. */
+export type Launcher = (spec: LaunchSpec, onLine: (stream: 'stdout' | 'stderr', line: string) => void) => LaunchedChild;
+
 /**
  * Start one child: the helper on fd 0 = the bound socket, stdout/stderr piped to `onLine`, fd 3 = status pipe.
  * The child gets its own session and process group (like spawn-fcgi's setsid), so a terminal's Ctrl-C
  * reaches only the supervisor, which then stops the pool in order.
+ *
+ * Never throws: a spawn that fails (no process: EAGAIN, ENOENT, E2BIG, ENOEXEC come as an 'error' event
+ * without 'exit'; EMFILE/ENFILE can throw at once) gives a child with pid -1 whose `exec` reports
+ * `spawn failed: ...` and whose `exited` settles with it.
  */
-export function launch(spec: LaunchSpec, onLine: (stream: 'stdout' | 'stderr', line: string) => void): LaunchedChild {
-  const subprocess = execa(helperPath(), helperArguments(spec), {
-    // execa's types name descriptors 3-9 only; any open descriptor is passed to child_process.spawn as is.
-    stdio: [spec.socketFd as 3, 'pipe', 'pipe', 'pipe'],
-    env: spec.env,
-    extendEnv: false,
-    detached: true,
-    cleanup: false,
-    buffer: false,
-    reject: false,
-    stripFinalNewline: false,
-  });
-  // execa's own promise waits for the pipes too, which a grandchild may hold open; 'exit' is what counts.
-  subprocess.catch(() => undefined);
+export const launch: Launcher = (spec, onLine) => {
+  let subprocess: ChildProcess;
+  try {
+    // child_process rather than execa: a failed spawn must be seen in every form (a synchronous throw for
+    // E2BIG/ENOEXEC, an 'error' event without 'exit' for EAGAIN/ENOENT/EMFILE), and for EMFILE execa
+    // fails inside itself ('stdio is not iterable') and leaves the error event unhandled.
+    subprocess = spawn(helperPath(), helperArguments(spec), {
+      stdio: [spec.socketFd, 'pipe', 'pipe', 'pipe'],
+      env: spec.env,
+      detached: true,
+    });
+  } catch (error) {
+    return failedChild(Promise.resolve(spawnFailure(error)));
+  }
+  const pid = subprocess.pid;
+  if (pid === undefined) {
+    return failedChild(new Promise((resolve) => subprocess.once('error', (error) => resolve(spawnFailure(error)))));
+  }
+  subprocess.on('error', () => undefined);
+  const status = subprocess.stdio[3] as Readable | null;
+  if (subprocess.stdout === null || subprocess.stderr === null || status === null) {
+    subprocess.kill('SIGKILL');
+    return failedChild(Promise.resolve({ ok: false, reason: 'spawn failed: its pipes are missing' }));
+  }
   const exited = new Promise<ChildExit>((resolve) => {
     subprocess.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  const pid = subprocess.pid;
-  if (pid === undefined) {
-    const failed = new Promise<ExecOutcome>((resolve) => subprocess.once('error', (e) => resolve({ ok: false, reason: `spawn failed: ${e.message}` })));
-    return { pid: -1, exec: failed, exited, signal: () => undefined };
-  }
-  splitLines(subprocess.stdout!, (line) => onLine('stdout', line));
-  splitLines(subprocess.stderr!, (line) => onLine('stderr', line));
-  const exec = readStatus(subprocess.stdio[3] as Readable);
+  splitLines(subprocess.stdout, (line) => onLine('stdout', line));
+  splitLines(subprocess.stderr, (line) => onLine('stderr', line));
+  const exec = readStatus(status);
   return {
     pid,
     exec,
@@ -106,6 +118,29 @@ export function launch(spec: LaunchSpec, onLine: (stream: 'stdout' | 'stderr', l
       }
     },
   };
+};
+
+function failedChild(failure: Promise<ExecOutcome>): LaunchedChild {
+  const exec = failure;
+  return { pid: -1, exec, exited: exec.then(() => ({ code: null, signal: null })), signal: () => undefined };
+}
+
+const SPAWN_ERRORS: Record<string, string> = {
+  EAGAIN: 'the process limit is reached (RLIMIT_NPROC, a pids cgroup, or kernel.pid_max)',
+  ENOENT: 'the native helper is missing',
+  EACCES: 'the native helper is not executable',
+  ENOEXEC: 'the native helper is not a program for this machine',
+  E2BIG: 'the environment or the arguments are too large',
+  EMFILE: 'too many open files in the supervisor',
+  ENFILE: 'too many open files in the system',
+  ENOMEM: 'out of memory',
+};
+
+function spawnFailure(error: unknown): ExecOutcome {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const known = code !== undefined ? SPAWN_ERRORS[code] : undefined;
+  const what = code ?? (error instanceof Error ? error.message : String(error));
+  return { ok: false, reason: `spawn failed: ${what}${known !== undefined ? ` (${known})` : ''}` };
 }
 
 function readStatus(stream: Readable): Promise<ExecOutcome> {

@@ -13,6 +13,10 @@ export interface SlotSnapshot {
   /** Consecutive fast failures. */
   failures: number;
   lastExit: { code: number | null; signal: string | null; at: number; reason: string } | null;
+  /** When the slot's next start is due (backing off, or a restart about to happen); null otherwise. */
+  nextRestartAt: number | null;
+  /** Why its last child failed or could not start ('spawn failed: EAGAIN ...'); null after a clean run. */
+  lastError: string | null;
 }
 
 export interface PoolSnapshot {

@@ -1,26 +1,42 @@
 import { readFileSync } from 'node:fs';
-import { launch, type ChildExit, type LaunchSpec, type LaunchedChild } from './launcher.js';
-import { classifyExit, describeExit, exitStatus, restartDelay, type RestartPolicy } from './restart-policy.js';
+import { launch as realLaunch, type ChildExit, type Launcher, type LaunchSpec, type LaunchedChild } from './launcher.js';
+import { describeExit, exitStatus, fullBucket, type RestartBucket, type RestartPolicy } from './restart-policy.js';
 import { signalName } from './options.js';
 import type { Logger } from './log.js';
 import { liveGroupMembers } from './process-group.js';
-
+import { systemClock, type Clock, type Timer } from './clock.js';
+import { decide, transition, type Decision, type Ending, type SlotEvent } from './slot-machine.js';
+import type { Next, PoolEvent } from './pool-events.js';
+import { formatMs, logPoolEvent } from './pool-log.js';
 import type { PoolSnapshot, SlotState } from './pool-snapshot.js';
 
 export type { SlotState };
+export type { PoolEvent };
+
+/**
+ * The most children a pool may have (-F, and SIGTTIN never beyond it).
+ * TODO(lead): the options helper exports MAX_PROCS from src/options.ts; import it from there once merged.
+ */
+export const MAX_PROCS = 4096;
+/** Children launched before the start yields to the event loop, so that a SIGTERM during a big start is handled. */
+export const START_BATCH = 32;
+
+/**
+ * What a child is to its slot:
+ * - `checked`: under start()'s start check; a failure there fails the start instead of restarting;
+ * - `serving`: the slot's child;
+ * - `incoming`: a replacement under its start check, beside the serving one;
+ * - `retiring`: stopped or replaced on purpose; its end restarts nothing.
+ */
+type Role = 'checked' | 'serving' | 'incoming' | 'retiring';
 
 interface Child {
   process: LaunchedChild;
   startedAt: number;
-  /** Being replaced or stopped on purpose: its exit is expected and restarts nothing. */
-  retiring: boolean;
-  /** The helper could not set up or exec the app; the reason it gave. */
-  setupFailure?: string;
+  role: Role;
   /** Why it was retired (rolling restart, max age, max RSS), for the slot's last-exit record. */
   retireReason?: string;
-  ageTimer?: NodeJS.Timeout;
-  /** Under the start check of start(): its exit is reported by start(), not restarted. */
-  checking?: boolean;
+  ageTimer?: Timer;
   /** Settles when the child has exited and no process of its group is left (php-cgi's workers...). */
   gone?: Promise<void>;
 }
@@ -28,16 +44,19 @@ interface Child {
 export interface Slot {
   index: number;
   state: SlotState;
+  /** The serving child (or the one being started into the slot). */
   child?: Child;
+  /** A replacement under its start check. */
+  incoming?: Child;
   restarts: number;
   /** Consecutive fast failures. */
   failures: number;
+  bucket: RestartBucket;
   lastExit?: { exit: ChildExit; at: number; reason: string };
-  timer?: NodeJS.Timeout;
-  /** A replacement is being started (rolling restart or recycling). */
-  replacing: boolean;
-  /** The child being replaced, still serving until its replacement has started. */
-  outgoing?: Child;
+  lastError: string | null;
+  /** The pending (re)start, and when it is due. */
+  timer?: Timer;
+  nextRestartAt: number | null;
 }
 
 export interface PoolOptions {
@@ -52,11 +71,20 @@ export interface PoolOptions {
   logger: Logger;
   /** The pool gave up on a crash-looping slot (--max-failures): the supervisor should stop with this status. */
   onGiveUp: (status: number) => void;
+  /** Every pool event, after the log has it (sd_notify, tests). */
+  onEvent?: (event: PoolEvent) => void;
+  /** The most children (-F, TTIN): MAX_PROCS unless given. */
+  maxProcs?: number;
+  /** Injected by unit tests; the real ones by default. */
+  launch?: Launcher;
+  clock?: Clock;
+  random?: () => number;
+  /** Between start batches; setImmediate by default. */
+  yieldToEvents?: () => Promise<void>;
 }
 
 export type StartResult = { ok: true; pids: number[] } | { ok: false; status: number; reason: string };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** How often a retired child's process group is looked at until it is empty (only while stopping one). */
 const GROUP_POLL_MS = 25;
 
@@ -64,153 +92,228 @@ const GROUP_POLL_MS = 25;
 export class Pool {
   readonly slots: Slot[] = [];
   private stopping = false;
-  /** Children that left their slot (replaced, shrunk away) but have not exited yet. */
+  /** Children that left their slot (replaced, shrunk away, stopped) but have not exited yet. */
   private readonly retired = new Set<Child>();
+  private readonly clock: Clock;
+  private readonly launcher: Launcher;
+  private readonly maxProcs: number;
 
-  constructor(private readonly options: PoolOptions) {}
+  constructor(private readonly options: PoolOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.launcher = options.launch ?? realLaunch;
+    this.maxProcs = options.maxProcs ?? MAX_PROCS;
+  }
+
+  private emit(event: PoolEvent): void {
+    logPoolEvent(this.options.logger, this.options.policy, event);
+    this.options.onEvent?.(event);
+  }
+
+  private move(slot: Slot, event: SlotEvent): boolean {
+    const next = transition(slot.state, event);
+    if (next === undefined) {
+      this.emit({ type: 'ignored transition', slot: slot.index, state: slot.state, event });
+      return false;
+    }
+    slot.state = next;
+    return true;
+  }
+
+  private sleep(ms: number): Promise<undefined> {
+    return new Promise((resolve) => this.clock.after(ms, () => resolve(undefined)));
+  }
 
   /**
    * Start every slot and check each child, not only the first (spawn-fcgi's bug): each must exec and
-   * stay up for the start check. On any failure the others are stopped and the first failure is reported.
+   * not fail during the start check. An exit 0 there is a planned recycle (php-cgi that served its
+   * PHP_FCGI_MAX_REQUESTS already): restarted, not a failure. On any failure the others are stopped and
+   * the first failure is reported. Children are launched in batches, yielding to the event loop between
+   * them, so that a signal during a large start is handled at once.
    */
   async start(): Promise<StartResult> {
-    for (let i = 0; i < this.options.size; i++) this.slots.push(this.newSlot(i));
-    const results = await Promise.all(this.slots.map((slot) => this.startChecked(slot)));
+    const size = Math.min(this.options.size, this.maxProcs);
+    if (size < this.options.size) this.emit({ type: 'scale refused', size, limit: this.maxProcs });
+    for (let i = 0; i < size; i++) this.slots.push(this.newSlot(i));
+    const checks: Promise<StartResult>[] = [];
+    let firstFailure: StartResult | undefined;
+    for (const slot of this.slots) {
+      if (this.stopping || firstFailure !== undefined) break;
+      const check = this.startChecked(slot);
+      check.then((r) => { if (!r.ok) firstFailure ??= r; });
+      checks.push(check);
+      if (checks.length % START_BATCH === 0) await (this.options.yieldToEvents ?? yieldToEvents)();
+    }
+    const results = await Promise.all(checks);
     if (this.stopping) return { ok: false, status: 0, reason: 'stopped during start-up' };
     const failed = results.find((r) => !r.ok);
     if (failed !== undefined) {
       await this.stop();
       return failed;
     }
-    return { ok: true, pids: this.slots.map((s) => s.child!.process.pid) };
+    // A slot whose first child exited 0 during its check reports the child that serves it now.
+    return { ok: true, pids: this.slots.map((slot, i) => (slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : (results[i] as { pids: number[] }).pids[0]!)) };
   }
 
   private newSlot(index: number): Slot {
-    return { index, state: 'stopped', restarts: 0, failures: 0, replacing: false };
+    return { index, state: 'stopped', restarts: 0, failures: 0, bucket: fullBucket(this.clock.now()), lastError: null, nextRestartAt: null };
   }
 
   private async startChecked(slot: Slot): Promise<StartResult> {
-    const child = this.spawn(slot);
-    child.checking = true;
+    const child = this.spawn(slot, 'checked', 'start');
     const outcome = await child.process.exec;
     if (!outcome.ok) {
       await child.process.exited;
       return { ok: false, status: 255, reason: `could not start: ${outcome.reason}` };
     }
-    const early = await Promise.race([child.process.exited, sleep(this.options.startCheckMs).then(() => undefined)]);
-    if (early !== undefined) {
+    const early = await Promise.race([child.process.exited, this.sleep(this.options.startCheckMs)]);
+    // Still up: from now on its end is the slot's business. Ended: it stays 'checked' whichever of this
+    // and its onEnd() runs first, so that a failure here is reported, not restarted.
+    if (early === undefined && child.role === 'checked') child.role = 'serving';
+    if (early !== undefined && !(early.code === 0 && early.signal === null)) {
       const reason = early.signal !== null ? `child signaled: ${early.signal}` : `child exited with: ${early.code}`;
       return { ok: false, status: exitStatus(early), reason };
     }
-    child.checking = false;
     return { ok: true, pids: [child.process.pid] };
   }
 
-  /** Launch a child into a slot and wire its exit to the restart policy. */
-  private spawn(slot: Slot): Child {
+  /** Launch a child into a slot (as its serving child, or as a replacement) and wire its end to the slot. */
+  private spawn(slot: Slot, role: Role, cause: 'start' | 'restart' | 'grow' | 'replace'): Child {
     const { logger } = this.options;
-    const launched = launch(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
-    const child: Child = { process: launched, startedAt: Date.now(), retiring: false };
-    slot.child = child;
-    slot.state = 'starting';
+    const launched: LaunchedChild = this.launcher(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
+    const child: Child = { process: launched, startedAt: this.clock.now(), role };
+    if (role === 'incoming') {
+      slot.incoming = child;
+    } else {
+      slot.child = child;
+      this.move(slot, 'spawn');
+      slot.nextRestartAt = null;
+    }
+    if (launched.pid > 0 && cause !== 'replace') this.emit({ type: 'spawned', slot: slot.index, pid: launched.pid, cause: cause === 'start' ? 'start' : cause });
     launched.exec.then((outcome) => {
-      if (!outcome.ok) child.setupFailure = outcome.reason;
-      else if (slot.child === child && slot.state === 'starting') slot.state = 'running';
+      if (outcome.ok && slot.child === child && slot.state === 'starting') this.move(slot, 'exec ok');
     });
     // The exit can be seen before the status pipe's end: classify it once the helper's report is in.
-    Promise.all([launched.exited, launched.exec]).then(([exit]) => this.onExit(slot, child, exit));
-    if (this.options.maxAgeMs !== undefined) {
-      const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * Math.random()));
-      child.ageTimer = setTimeout(() => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`), age);
+    Promise.all([launched.exited, launched.exec]).then(([exit, outcome]) => {
+      const ending: Ending = outcome.ok
+        ? { kind: 'exit', exit, uptimeMs: this.clock.now() - child.startedAt }
+        : { kind: 'could not start', reason: outcome.reason, exit: launched.pid > 0 ? exit : null };
+      this.onEnd(slot, child, ending);
+    });
+    if (this.options.maxAgeMs !== undefined && launched.pid > 0) {
+      const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * (this.options.random ?? Math.random)()));
+      child.ageTimer = this.clock.after(age, () => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`));
     }
     return child;
   }
 
-  private onExit(slot: Slot, child: Child, exit: ChildExit): void {
-    const { logger, policy } = this.options;
+  /** A child ended: record it, and unless it was retired or its start check reports it, decide what follows. */
+  private onEnd(slot: Slot, child: Child, ending: Ending): void {
+    child.ageTimer?.cancel();
+    const now = this.clock.now();
     const pid = child.process.pid;
-    if (child.ageTimer !== undefined) clearTimeout(child.ageTimer);
-    const uptimeMs = Date.now() - child.startedAt;
-    const reason = child.setupFailure !== undefined ? `could not start: ${child.setupFailure}` : describeExit(exit);
-    if (slot.child !== child) {
-      if (child.retireReason !== undefined) slot.lastExit = { exit, at: Date.now(), reason: `${child.retireReason} (${reason})` };
-      logger.debug('retired', `retired child exited (${reason})`, { slot: slot.index, pid });
+    const exit: ChildExit = ending.exit ?? { code: null, signal: null };
+    const reason = ending.kind === 'could not start' ? `could not start: ${ending.reason}` : describeExit(ending.exit);
+    if (child.role === 'retiring' || (slot.child !== child && slot.incoming !== child)) {
+      if (child.retireReason !== undefined && pid > 0) slot.lastExit = { exit, at: now, reason: `${child.retireReason} (${reason})` };
+      this.emit({ type: 'retired', slot: slot.index, pid, reason });
       return;
     }
+    if (child.role === 'incoming') return; // replace() reports it
     slot.child = undefined;
-    slot.lastExit = { exit, at: Date.now(), reason };
-    if (this.stopping || child.retiring || child.checking === true) {
-      slot.state = 'stopped';
+    slot.lastExit = { exit, at: now, reason };
+    const uptimeMs = now - child.startedAt;
+    const failedCheck = child.role === 'checked' && !(ending.kind === 'exit' && ending.exit.code === 0 && ending.exit.signal === null);
+    if (this.stopping || failedCheck) {
+      this.move(slot, 'stop without child');
+      this.emitEnd(slot, child, ending, reason, uptimeMs, { action: 'none' });
       return;
     }
-    const kind = child.setupFailure !== undefined ? 'fast-crash' : classifyExit(exit, uptimeMs, policy);
-    if (kind === 'planned') {
-      logger.info('exit', `child exited with: 0 after ${uptimeMs} ms (planned), restarting`, { slot: slot.index, pid });
-      this.restart(slot, 0);
-      return;
-    }
-    if (kind === 'stable-crash') {
-      slot.failures = 0;
-      logger.warn('exit', `child died (${reason}) after ${formatMs(uptimeMs)}, restarting now`, { slot: slot.index, pid });
-      this.restart(slot, 0);
-      return;
-    }
-    slot.failures++;
-    if (policy.maxFailures !== undefined && slot.failures >= policy.maxFailures) {
-      logger.error('give-up', `child failed ${slot.failures} times in a row (last: ${reason}): giving up (--max-failures ${policy.maxFailures})`, { slot: slot.index, pid });
-      slot.state = 'stopped';
-      this.options.onGiveUp(child.setupFailure !== undefined ? 255 : exitStatus(exit) || 1);
-      return;
-    }
-    const delay = restartDelay(slot.failures, policy);
-    const capped = delay >= policy.maxRestartDelayMs * 0.8 ? ' (at the cap: still crash-looping, still retrying)' : '';
-    const when = delay === 0 ? `restarting now (a next fast failure waits ${restartDelay(2, policy, () => 0.5)} ms)` : `restarting in ${delay} ms${capped}`;
-    logger.warn('exit', `child failed after ${formatMs(uptimeMs)} (${reason}), failure ${slot.failures}, ${when}`, { slot: slot.index, pid, delayMs: delay });
-    this.restart(slot, delay);
+    const decision = decide(ending, slot, this.options.policy, now, this.options.random);
+    this.carryOut(slot, child, ending, reason, uptimeMs, decision);
   }
 
-  private restart(slot: Slot, delayMs: number): void {
-    const go = () => {
-      slot.timer = undefined;
-      if (this.stopping || slot.state === 'stopped') return;
-      slot.restarts++;
-      const child = this.spawn(slot);
-      this.options.logger.info('spawn', `child spawned: PID: ${child.process.pid}`, { slot: slot.index, pid: child.process.pid });
-    };
-    if (delayMs <= 0) {
-      // Never from inside the exit callback: spawning there, death after death, starves the event loop
-      // (timers late by seconds, and every ChildProcess kept alive).
-      slot.timer = setTimeout(go, 0);
+  private emitEnd(slot: Slot, child: Child, ending: Ending, reason: string, uptimeMs: number, next: Next): void {
+    const pid = child.process.pid;
+    if (ending.kind === 'could not start') {
+      this.emit({ type: 'spawn failed', slot: slot.index, pid: pid > 0 ? pid : null, reason: ending.reason, uptimeMs, next });
+    } else {
+      this.emit({ type: 'exited', slot: slot.index, pid, exit: ending.exit, reason, uptimeMs, next });
+    }
+  }
+
+  private carryOut(slot: Slot, child: Child, ending: Ending, reason: string, uptimeMs: number, decision: Decision): void {
+    slot.failures = decision.failures;
+    if (ending.kind === 'could not start') slot.lastError = reason;
+    else if (decision.next === 'restart' && decision.why === 'planned') slot.lastError = null;
+    else slot.lastError = reason;
+    if (decision.next === 'give up') {
+      this.move(slot, 'ended, give up');
+      this.emitEnd(slot, child, ending, reason, uptimeMs, { action: 'give up', failures: decision.failures });
+      const pid = child.process.pid;
+      this.emit({ type: 'gave up', slot: slot.index, pid: pid > 0 ? pid : null, failures: decision.failures, maxFailures: this.options.policy.maxFailures!, reason, status: decision.status });
+      this.options.onGiveUp(decision.status);
       return;
     }
-    slot.state = 'backing off';
-    slot.timer = setTimeout(go, delayMs);
+    slot.bucket = decision.bucket;
+    this.emitEnd(slot, child, ending, reason, uptimeMs, { action: 'restart', why: decision.why, delayMs: decision.delayMs, rateBound: decision.rateBound, failures: decision.failures });
+    this.scheduleRestart(slot, decision.delayMs, reason);
+  }
+
+  private scheduleRestart(slot: Slot, delayMs: number, reason: string): void {
+    slot.timer?.cancel();
+    if (delayMs > 0) {
+      this.move(slot, 'ended, back off');
+      slot.nextRestartAt = this.clock.now() + delayMs;
+      this.emit({ type: 'backing off', slot: slot.index, delayMs, failures: slot.failures, reason });
+    } else {
+      this.move(slot, 'ended, restart now');
+      slot.nextRestartAt = this.clock.now();
+    }
+    this.armRestart(slot, delayMs);
+  }
+
+  private armRestart(slot: Slot, delayMs: number): void {
+    slot.timer?.cancel();
+    // Never spawn from inside the exit callback: spawning there, death after death, starves the event loop.
+    slot.timer = this.clock.after(delayMs, () => {
+      slot.timer = undefined;
+      // A replacement under its check takes the slot if it passes; replace() re-arms this if it fails.
+      if (this.stopping || !this.slots.includes(slot) || slot.child !== undefined || slot.incoming !== undefined) return;
+      slot.restarts++;
+      this.spawn(slot, 'serving', 'restart');
+    });
   }
 
   /**
    * Send the kill signal to a child's process group, then SIGKILL to the group if anything of it is still
    * there after the kill timeout. `gone` settles when the child has exited and its group is empty: a
-   * php-cgi master may exit before the worker that is finishing a request.
+   * php-cgi master may exit before the worker that is finishing a request. A child that never existed
+   * (spawn failed) is gone at once.
    */
   private retire(child: Child, reason?: string): Promise<void> {
     if (child.gone !== undefined) return child.gone;
-    child.retiring = true;
+    child.role = 'retiring';
     child.retireReason = reason;
-    this.retired.add(child);
+    child.ageTimer?.cancel();
     const { pid } = child.process;
+    if (pid <= 0) {
+      child.gone = child.process.exited.then(() => undefined);
+      return child.gone;
+    }
+    this.retired.add(child);
     child.process.signal(this.options.killSignal);
     let killed = false;
-    const timer = setTimeout(() => {
+    const timer = this.clock.after(this.options.killTimeoutMs, () => {
       killed = true;
-      this.options.logger.warn('kill', `child did not exit ${this.options.killTimeoutMs} ms after ${signalName(this.options.killSignal)}: sending SIGKILL to its process group`, { pid });
+      this.emit({ type: 'kill escalated', pid, signal: signalName(this.options.killSignal), timeoutMs: this.options.killTimeoutMs });
       child.process.signal('SIGKILL');
-    }, this.options.killTimeoutMs);
+    });
     child.gone = child.process.exited.then(async () => {
       for (let members = liveGroupMembers(pid); members.length > 0; members = liveGroupMembers(pid)) {
         if (killed) child.process.signal('SIGKILL');
-        await sleep(GROUP_POLL_MS);
+        await this.sleep(GROUP_POLL_MS);
       }
-      clearTimeout(timer);
+      timer.cancel();
       this.retired.delete(child);
     });
     return child.gone;
@@ -218,28 +321,36 @@ export class Pool {
 
   /** Stop every child with the kill signal, escalate after the timeout, and wait until all are gone. */
   async stop(): Promise<void> {
+    const first = !this.stopping;
     this.stopping = true;
+    if (first) this.emit({ type: 'stopping', children: this.livePids().length });
     const waits: Promise<unknown>[] = [];
     for (const slot of this.slots) {
-      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.timer?.cancel();
       slot.timer = undefined;
-      if (slot.child !== undefined) {
-        slot.state = 'stopping';
-        waits.push(this.retire(slot.child));
+      slot.nextRestartAt = null;
+      if (slot.incoming !== undefined) waits.push(this.retire(slot.incoming));
+      const child = slot.child;
+      if (child !== undefined) {
+        this.move(slot, 'stop with child');
+        waits.push(this.retire(child).then(() => {
+          if (slot.child === child) slot.child = undefined;
+          if (slot.state === 'stopping') this.move(slot, 'gone');
+        }));
       } else {
-        slot.state = 'stopped';
+        this.move(slot, 'stop without child');
       }
-      if (slot.outgoing !== undefined) waits.push(this.retire(slot.outgoing));
     }
     for (const child of this.retired) waits.push(this.retire(child));
     await Promise.all(waits);
+    if (first) this.emit({ type: 'stopped' });
   }
 
   /** A second stop request: no more waiting. */
   killNow(): void {
     for (const slot of this.slots) {
       slot.child?.process.signal('SIGKILL');
-      slot.outgoing?.process.signal('SIGKILL');
+      slot.incoming?.process.signal('SIGKILL');
     }
     for (const child of this.retired) child.process.signal('SIGKILL');
   }
@@ -252,11 +363,12 @@ export class Pool {
   /**
    * Replace each child in turn (SIGHUP). The socket's accept queue holds connections meanwhile, and the
    * pool never has fewer than N children accepting. Stops at the first replacement that fails to start.
+   * A slot without a running child (backing off) is left to its own restart, which runs the new program.
    */
   async rollingRestart(): Promise<boolean> {
     for (const slot of [...this.slots]) {
       if (this.stopping) return false;
-      if (!this.slots.includes(slot)) continue;
+      if (!this.slots.includes(slot) || slot.state !== 'running') continue;
       if (!(await this.replace(slot, 'rolling restart'))) return false;
     }
     return true;
@@ -264,72 +376,91 @@ export class Pool {
 
   /** Replace one child because of its age or memory; nothing happens if its slot is already being replaced. */
   async recycle(slot: Slot, child: Child, reason: string): Promise<void> {
-    if (this.stopping || slot.child !== child || slot.replacing) return;
-    this.options.logger.info('recycle', `recycling child: ${reason}`, { slot: slot.index, pid: child.process.pid });
+    if (this.stopping || slot.child !== child || slot.incoming !== undefined || slot.state !== 'running') return;
+    this.emit({ type: 'recycling', slot: slot.index, pid: child.process.pid, reason });
     await this.replace(slot, `recycled: ${reason}`);
   }
 
   /**
    * Start the new child first, wait until it has exec'd and passed the start check, then retire the old one
-   * with the kill signal. If the new one fails, the old one keeps serving.
+   * with the kill signal. If the new one fails, the old one keeps serving. A new one that exits 0 during the
+   * check did start: it takes over and its slot restarts it as any planned exit.
    */
   private async replace(slot: Slot, reason: string): Promise<boolean> {
-    if (slot.replacing) return false;
-    slot.replacing = true;
+    if (slot.incoming !== undefined) return false;
     const old = slot.child;
-    slot.outgoing = old;
-    try {
-      if (slot.timer !== undefined) {
-        clearTimeout(slot.timer);
-        slot.timer = undefined;
-      }
-      const fresh = this.spawn(slot);
-      this.options.logger.info('replace', `${reason}: new child PID: ${fresh.process.pid}${old ? `, replacing ${old.process.pid}` : ''}`, { slot: slot.index, pid: fresh.process.pid });
-      const outcome = await fresh.process.exec;
-      const early = outcome.ok ? await Promise.race([fresh.process.exited, sleep(this.options.startCheckMs).then(() => undefined)]) : undefined;
-      if (!outcome.ok || early !== undefined) {
-        const why = !outcome.ok ? outcome.reason : describeExit(early!);
-        this.options.logger.error('replace', `${reason}: the new child failed to start (${why})${old ? '; the old one keeps serving' : ''}`, { slot: slot.index, pid: fresh.process.pid });
-        if (old !== undefined && !this.stopping) {
-          fresh.retiring = true;
-          if (slot.timer !== undefined) clearTimeout(slot.timer);
-          slot.timer = undefined;
-          slot.child = old;
-          slot.state = 'running';
-        }
-        return false;
-      }
-      if (old !== undefined) this.retire(old, reason);
-      slot.restarts++;
-      slot.failures = 0;
-      return true;
-    } finally {
-      slot.replacing = false;
-      slot.outgoing = undefined;
+    const oldPid = old !== undefined && old.process.pid > 0 ? old.process.pid : null;
+    const fresh = this.spawn(slot, 'incoming', 'replace');
+    const freshPid = fresh.process.pid > 0 ? fresh.process.pid : null;
+    if (freshPid !== null) this.emit({ type: 'replacing', slot: slot.index, pid: freshPid, oldPid, reason });
+    const outcome = await fresh.process.exec;
+    const early = outcome.ok ? await Promise.race([fresh.process.exited, this.sleep(this.options.startCheckMs)]) : await fresh.process.exited;
+    if (slot.incoming === fresh) slot.incoming = undefined;
+    if (this.stopping || !this.slots.includes(slot)) {
+      void this.retire(fresh);
+      return false;
     }
+    const cleanExit = early !== undefined && early.code === 0 && early.signal === null;
+    if (!outcome.ok || (early !== undefined && !cleanExit)) {
+      const why = !outcome.ok ? outcome.reason : describeExit(early!);
+      slot.lastError = `${reason}: ${why}`;
+      this.emit({ type: 'replace failed', slot: slot.index, pid: freshPid, reason, why, oldKeepsServing: old !== undefined && slot.child === old });
+      void this.retire(fresh);
+      // The old child ended meanwhile and its restart was held back for this replacement: start it now.
+      if (slot.child === undefined && slot.timer === undefined) this.armRestart(slot, 0);
+      return false;
+    }
+    // The old child may have ended meanwhile, its slot waiting for a restart: the new one takes its place.
+    slot.timer?.cancel();
+    slot.timer = undefined;
+    slot.nextRestartAt = null;
+    fresh.role = 'serving';
+    slot.child = fresh;
+    this.move(slot, 'replaced');
+    if (old !== undefined && old !== fresh) void this.retire(old, reason);
+    slot.restarts++;
+    slot.failures = 0;
+    slot.lastError = null;
+    this.emit({ type: 'replaced', slot: slot.index, pid: fresh.process.pid, oldPid, reason });
+    if (early !== undefined) {
+      // It exited 0 during the check (its onEnd was held back while it was incoming): a planned exit.
+      this.onEnd(slot, fresh, { kind: 'exit', exit: early, uptimeMs: this.clock.now() - fresh.startedAt });
+    }
+    return true;
   }
 
-  /** SIGTTIN: one more slot. */
+  /** SIGTTIN: one more slot, up to maxProcs. */
   grow(): void {
     if (this.stopping) return;
+    if (this.slots.length >= this.maxProcs) {
+      this.emit({ type: 'scale refused', size: this.slots.length, limit: this.maxProcs });
+      return;
+    }
     const slot = this.newSlot(this.slots.length);
     this.slots.push(slot);
-    const child = this.spawn(slot);
-    this.options.logger.info('scale', `pool grows to ${this.slots.length}: PID: ${child.process.pid}`, { slot: slot.index, pid: child.process.pid });
+    const child = this.spawn(slot, 'serving', 'grow');
+    this.emit({ type: 'scaled', direction: 'grow', size: this.slots.length, slot: slot.index, pid: child.process.pid > 0 ? child.process.pid : null });
   }
 
   /** SIGTTOU: one slot less (never below one). */
   shrink(): void {
     if (this.stopping || this.slots.length <= 1) return;
     const slot = this.slots.pop()!;
-    if (slot.timer !== undefined) clearTimeout(slot.timer);
-    slot.state = 'stopped';
-    if (slot.child !== undefined) {
-      const child = slot.child;
-      slot.child = undefined;
-      this.retire(child);
+    slot.timer?.cancel();
+    slot.timer = undefined;
+    slot.nextRestartAt = null;
+    if (slot.incoming !== undefined) void this.retire(slot.incoming);
+    const child = slot.child;
+    if (child !== undefined) {
+      this.move(slot, 'stop with child');
+      void this.retire(child).then(() => {
+        if (slot.child === child) slot.child = undefined;
+        if (slot.state === 'stopping') this.move(slot, 'gone');
+      });
+    } else {
+      this.move(slot, 'stop without child');
     }
-    this.options.logger.info('scale', `pool shrinks to ${this.slots.length}`, { slot: slot.index });
+    this.emit({ type: 'scaled', direction: 'shrink', size: this.slots.length, slot: slot.index, pid: null });
   }
 
   /** Children above the memory limit (VmRSS of the child itself, read from /proc) are recycled. */
@@ -349,27 +480,34 @@ export class Pool {
     return {
       size: this.slots.length,
       stopping: this.stopping,
-      slots: this.slots.map((slot) => ({
-        index: slot.index,
-        state: slot.state,
-        pid: slot.child?.process.pid ?? null,
-        startedAt: slot.child?.startedAt ?? null,
-        restarts: slot.restarts,
-        failures: slot.failures,
-        lastExit: slot.lastExit === undefined ? null : {
-          code: slot.lastExit.exit.code,
-          signal: slot.lastExit.exit.signal,
-          at: slot.lastExit.at,
-          reason: slot.lastExit.reason,
-        },
-      })),
+      slots: this.slots.map((slot) => {
+        const pid = slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : null;
+        return {
+          index: slot.index,
+          state: slot.state,
+          pid,
+          startedAt: pid === null ? null : slot.child!.startedAt,
+          restarts: slot.restarts,
+          failures: slot.failures,
+          lastExit: slot.lastExit === undefined ? null : {
+            code: slot.lastExit.exit.code,
+            signal: slot.lastExit.exit.signal,
+            at: slot.lastExit.at,
+            reason: slot.lastExit.reason,
+          },
+          nextRestartAt: slot.nextRestartAt,
+          lastError: slot.lastError,
+        };
+      }),
     };
   }
 
   livePids(): number[] {
-    return this.slots.flatMap((s) => (s.child ? [s.child.process.pid] : []));
+    return this.slots.flatMap((s) => (s.child !== undefined && s.child.process.pid > 0 ? [s.child.process.pid] : []));
   }
 }
+
+const yieldToEvents = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function readRssBytes(pid: number): number | undefined {
   try {
@@ -379,5 +517,3 @@ function readRssBytes(pid: number): number | undefined {
     return undefined;
   }
 }
-
-const formatMs = (ms: number): string => (ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);

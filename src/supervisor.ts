@@ -5,11 +5,13 @@ import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
 import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
+import { every, systemClock } from './clock.js';
 import { locateApp } from './app-path.js';
 import { Logger } from './log.js';
 import { signalName, type Options } from './options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
+import { notifyStatus } from './pool-log.js';
 import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
 import { bindSocket, releaseSocket, removeSocketFile, type BoundSocket } from './socket.js';
@@ -134,6 +136,10 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
       giveUpStatus = status;
       void shutdown('giving up');
     },
+    onEvent: (event) => {
+      const text = notifyStatus(event);
+      if (text !== undefined) notifier?.status(text);
+    },
   });
 
   const closers: (() => void)[] = [];
@@ -181,6 +187,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     grow: () => { pool.grow(); notifier?.status(`${pool.slots.length} children`); },
     shrink: () => { pool.shrink(); notifier?.status(`${pool.slots.length} children`); },
     reopenLogs: () => logger.reopen(),
+    ignore: (signal) => logger.warn('signal', `${signal} received: ignored (TERM, INT or QUIT stop the pool)`),
   });
 
   const started = await pool.start();
@@ -219,9 +226,20 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   };
   await startObservers({ ...options, socket: options.socket ?? socket.spec }, observed, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
-    const timer = setInterval(() => pool.checkMemory(options.maxRssBytes!), options.checkIntervalMs);
-    closers.push(() => clearInterval(timer));
+    const timer = every(systemClock, options.checkIntervalMs, () => pool.checkMemory(options.maxRssBytes!));
+    closers.push(() => timer.cancel());
   }
+
+  // While the pool runs, a child or a restart timer keeps the event loop busy. An empty loop would end the
+  // process with status 0 as if asked to stop (-F 1 and a lost child did that): a bug, never a clean stop.
+  const onIdle = () => {
+    if (stopping !== undefined) return;
+    giveUpStatus = 70;
+    logger.error('internal', 'internal error: nothing left to supervise; stopping');
+    void shutdown('internal error');
+  };
+  process.on('beforeExit', onIdle);
+  closers.push(() => process.off('beforeExit', onIdle));
 
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
   logger.info('ready', `${started.pids.length} children serving on ${socket.label}`);

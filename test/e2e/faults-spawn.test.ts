@@ -1,0 +1,164 @@
+/**
+ * Faults, failed spawns: the native helper missing for a moment (an upgrade), a foreign helper (ENOEXEC),
+ * too few file descriptors (EMFILE), an environment too large for exec (E2BIG). The supervisor stays up,
+ * the slot backs off with a logged reason and shows it in status, retries, and when it gives up it exits
+ * non-zero and cleans up; at start, one clear line and 255.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { CLI, RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
+import { fdCount, isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
+import { helperPath } from '../../src/launcher.js';
+
+let dir: string;
+before(() => {
+  requireBuild();
+  dir = tmpDir('sfts-faults-spawn');
+});
+after(() => removePath(dir));
+
+interface SlotView { slot: number; pid: number | null; state: string; lastExit: { reason: string } | null }
+
+async function slots(control: string): Promise<SlotView[]> {
+  const result = await runCli(['status', '--control', control, '--json'], { timeoutMs: 10_000 });
+  assert.equal(result.code, 0, `status failed: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { slots: SlotView[] }).slots;
+}
+
+/** A private copy of the helper that the test can take away and put back. */
+function helperCopy(name: string): { path: string; env: NodeJS.ProcessEnv } {
+  const path = join(dir, name);
+  copyFileSync(helperPath(), path);
+  chmodSync(path, 0o755);
+  return { path, env: { ...process.env, SPAWN_FCGI_TS_HELPER: path } };
+}
+
+test('helper missing at run time (-F 1): the slot backs off with "spawn failed: ENOENT", status says so, it comes back; TERM is prompt', async (t) => {
+  const helper = helperCopy('helper-a');
+  const sock = join(dir, 'a.sock');
+  const control = `${sock}.control`;
+  const pool = await startPool(['-s', sock, '-F', '1', '--restart-delay', '100ms', '--max-restart-delay', '300ms', '--', RESPONDER], { env: helper.env });
+  t.after(() => pool.stop().catch(() => undefined));
+  const [first] = pool.childPids();
+  renameSync(helper.path, `${helper.path}.away`);
+  process.kill(first!, 'SIGKILL');
+  await waitFor(() => /spawn failed: ENOENT/.test(pool.stderr()), { timeoutMs: 10_000, what: 'a logged spawn failure' });
+  const during = await waitFor(async () => {
+    const s = (await slots(control))[0]!;
+    return s.state === 'backing off' ? s : undefined;
+  }, { timeoutMs: 10_000, what: "status: 'backing off'" });
+  t.diagnostic(`status while the helper is away: ${JSON.stringify(during)}`);
+  assert.equal(during.pid, null, 'no PID -1, no stale pid');
+  assert.match(during.lastExit?.reason ?? '', /could not start: spawn failed: ENOENT/);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(pool.exitStatus(), undefined, `the supervisor must stay up with its only slot backing off:\n${pool.stderr()}`);
+
+  renameSync(`${helper.path}.away`, helper.path);
+  const back = await waitFor(async () => {
+    const s = (await slots(control))[0]!;
+    return s.state === 'running' && s.pid !== null ? s : undefined;
+  }, { timeoutMs: 10_000, what: 'the slot running again' });
+  assert.deepEqual(pool.childPids(), [back.pid]);
+  const answer = await pool.request({}, { timeoutMs: 5000 });
+  assert.equal(answer.appStatus, 0);
+
+  // While backing off again, TERM must not wait the kill timeout (default 10 s) for a child that does not exist.
+  renameSync(helper.path, `${helper.path}.away`);
+  process.kill(back.pid!, 'SIGKILL');
+  await waitFor(async () => (await slots(control))[0]!.state === 'backing off', { timeoutMs: 10_000, what: 'backing off again' });
+  const exit = await pool.stop('SIGTERM', 5000);
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.doesNotMatch(pool.stderr(), /did not exit/);
+  assert.equal(existsSync(sock), false, 'socket removed');
+  assert.equal(existsSync(control), false, 'control socket removed');
+  renameSync(`${helper.path}.away`, helper.path);
+});
+
+test('helper missing at run time with --max-failures 3: gives up, exits 255, removes socket, control socket and PID file', async (t) => {
+  const helper = helperCopy('helper-b');
+  const sock = join(dir, 'b.sock');
+  const pidFile = join(dir, 'b.pid');
+  const pool = await startPool(['-s', sock, '-P', pidFile, '-F', '2', '--restart-delay', '50ms', '--max-restart-delay', '100ms', '--max-failures', '3', '--', RESPONDER], { env: helper.env });
+  t.after(() => pool.stop().catch(() => undefined));
+  const children = pool.childPids();
+  renameSync(helper.path, `${helper.path}.away`);
+  process.kill(children[0]!, 'SIGKILL');
+  const exit = await Promise.race([pool.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000, undefined))]);
+  t.diagnostic(pool.stderr().trim().split('\n').slice(-4).join(' | '));
+  assert.ok(exit, `the supervisor did not give up:\n${pool.stderr()}`);
+  assert.equal(exit.code, 255);
+  assert.match(pool.stderr(), /spawn failed: ENOENT.*giving up \(--max-failures 3\)/);
+  assert.equal(existsSync(sock), false, 'socket removed');
+  assert.equal(existsSync(`${sock}.control`), false, 'control socket removed');
+  assert.equal(existsSync(pidFile), false, 'PID file removed');
+  for (const pid of children) assert.ok(isGone(pid), `child ${pid} left behind`);
+});
+
+test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor stays up, recovers when the right one is back', async (t) => {
+  const helper = helperCopy('helper-c');
+  const sock = join(dir, 'c.sock');
+  const pool = await startPool(['-s', sock, '-F', '1', '--restart-delay', '100ms', '--max-restart-delay', '200ms', '--', RESPONDER], { env: helper.env });
+  t.after(() => pool.stop().catch(() => undefined));
+  renameSync(helper.path, `${helper.path}.good`);
+  // An ELF header for another machine (e_machine = 0xB7, aarch64): the kernel refuses it with ENOEXEC.
+  const elf = Buffer.alloc(64);
+  elf.write('\x7fELF', 0, 'latin1');
+  elf[4] = 2; elf[5] = 1; elf[6] = 1; elf[16] = 2; elf[18] = 0xb7;
+  writeFileSync(helper.path, elf, { mode: 0o755 });
+  process.kill(pool.childPids()[0]!, 'SIGKILL');
+  // exec(2) gives ENOEXEC; glibc's execvp (which libuv uses) then hands the file to /bin/sh, which fails
+  // with 126/127: a fast failure of the child, backed off like any other (the up-front ELF check at start
+  // is the place for a clear "wrong architecture" message).
+  await waitFor(() => /failure 3, restarting in \d+ ms/.test(pool.stderr()), { timeoutMs: 10_000, what: 'repeated failures backed off' });
+  assert.match(pool.stderr(), /child failed after \d+ ms \(exit code 12[67]\)/);
+  assert.equal(pool.exitStatus(), undefined);
+  renameSync(`${helper.path}.good`, helper.path);
+  await waitFor(() => pool.childPids().length === 1, { timeoutMs: 10_000, what: 'a child again' });
+  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+});
+
+test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EMFILE", exit 255, nothing left', async (t) => {
+  const sock = join(dir, 'm.sock');
+  const result = spawnSync('prlimit', ['--nofile=40:40', process.execPath, CLI, '-n', '-s', sock, '-F', '8', '--', RESPONDER], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+  t.diagnostic(`exit ${result.status}; ${result.stderr.trim().split('\n').join(' | ')}`);
+  assert.equal(result.status, 255);
+  assert.match(result.stderr, /^spawn-fcgi-ts: could not start: spawn failed: EMFILE \(too many open files in the supervisor\)$/m);
+  assert.doesNotMatch(result.stderr, /internal error|TypeError|    at /);
+  assert.equal(existsSync(sock), false);
+  assert.deepEqual(processesMentioning(sock), []);
+});
+
+test('out of descriptors at run time (prlimit --nofile on the running supervisor): EMFILE → backing off, no crash; raised → running again', async (t) => {
+  const sock = join(dir, 'n.sock');
+  const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '100ms', '--max-restart-delay', '300ms', '--', RESPONDER]);
+  t.after(() => pool.stop().catch(() => undefined));
+  const [victim, other] = pool.childPids();
+  // The victim's three pipes close with it: the limit leaves no descriptor for its successor's pipes.
+  const limit = fdCount(pool.pid) - 3;
+  const lower = spawnSync('prlimit', ['--pid', String(pool.pid), `--nofile=${limit}:`], { encoding: 'utf8' });
+  assert.equal(lower.status, 0, lower.stderr);
+  process.kill(victim!, 'SIGKILL');
+  await waitFor(() => /spawn failed: EMFILE/.test(pool.stderr()), { timeoutMs: 10_000, what: 'EMFILE logged' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(pool.exitStatus(), undefined, `the supervisor died:\n${pool.stderr()}`);
+  assert.doesNotMatch(pool.stderr(), /internal error|TypeError|    at /);
+  assert.deepEqual(pool.childPids(), [other], 'the other child keeps serving');
+  const raise = spawnSync('prlimit', ['--pid', String(pool.pid), '--nofile=1024:'], { encoding: 'utf8' });
+  assert.equal(raise.status, 0, raise.stderr);
+  await waitFor(() => pool.childPids().length === 2, { timeoutMs: 10_000, what: 'two children again' });
+  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+});
+
+test('E2BIG: a config value over 128 KiB gives one line and exit 255, not exit 0', async (t) => {
+  const sock = join(dir, 'e.sock');
+  const conf = join(dir, 'e.conf');
+  writeFileSync(conf, `FCGISOCKET=${sock}\nFCGIPROGRAM=${RESPONDER}\nFCGI_WEB_SERVER_ADDRS=${'127.0.0.1,'.repeat(20_000)}127.0.0.1\n`);
+  const result = await runCli(['-n', '--config', conf], { timeoutMs: 20_000 });
+  t.diagnostic(`exit ${result.code}; ${result.stderr.trim().split('\n').join(' | ')}`);
+  assert.equal(result.code, 255);
+  assert.match(result.stderr, /could not start: spawn failed: E2BIG/);
+  assert.equal(existsSync(sock), false);
+});
