@@ -58,7 +58,8 @@ export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; 
       cpuPercent: u === undefined ? null : round(u.cpu, 1),
       cpuSeconds: u === undefined ? null : u.ctime / 1000,
       rssBytes: u === undefined ? null : u.memory,
-      ...optionalFields(slot),
+      nextRestartAt: slot.nextRestartAt,
+      lastError: slot.lastError,
     };
   });
   return {
@@ -73,15 +74,6 @@ export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; 
     listenQueue: meta.listenQueue(),
     slots,
   };
-}
-
-/** Fields a newer Pool may add to its snapshot: shown when present, never required. */
-function optionalFields(slot: PoolSnapshot['slots'][number]): Pick<SlotStatus, 'nextRestartAt' | 'lastError'> {
-  const extra = slot as { nextRestartAt?: unknown; lastError?: unknown };
-  const out: Pick<SlotStatus, 'nextRestartAt' | 'lastError'> = {};
-  if (typeof extra.nextRestartAt === 'number') out.nextRestartAt = extra.nextRestartAt;
-  if (typeof extra.lastError === 'string') out.lastError = extra.lastError;
-  return out;
 }
 
 async function sampleUsage(pids: number[]): Promise<Map<number, Usage>> {
