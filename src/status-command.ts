@@ -5,6 +5,7 @@ import { parseCommandLine } from './command-line.js';
 import { SetupError, usageError } from './errors.js';
 import { readPidFile } from './pidfile.js';
 import { parsePort, parseUnixPath } from './options.js';
+import { useColour } from './log.js';
 import { renderStatusTable } from './status-view.js';
 
 export const STATUS_HELP = `Usage: spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | [-a ADDR] -p PORT] [--json]
@@ -66,6 +67,6 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stderr.write(`spawn-fcgi-ts: no pool answers on ${path}: ${(error as Error).message}\n`);
     return 3;
   }
-  process.stdout.write(parsed.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatusTable(status, { color: process.stdout.isTTY === true }));
+  process.stdout.write(parsed.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderStatusTable(status, { color: useColour(process.env, process.stdout.isTTY === true) }));
   return 0;
 }
