@@ -173,6 +173,14 @@ export class Logger {
     while (!this.flush() && Date.now() < deadline) Atomics.wait(pause, 0, 0, 5);
     if (this.retry !== undefined) clearTimeout(this.retry);
     this.retry = undefined;
+    if (this.queue.length === 0) return;
+    // The reader did not take them in time: say so, if there is room for one more line.
+    this.dropped += this.queue.length;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.flush();
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.retry = undefined;
   }
 
   private textLine(level: Level, text: string, childOutput: boolean): string {
