@@ -30,7 +30,7 @@ function controlPathOfRunningPool(pidFile: string): string | undefined {
     throw new SetupError(`the pool of '${pidFile}' (PID ${pid}) is not running`, { exitCode: 3 });
   }
   const options = argv.findIndex((arg) => /cli\.m?[jt]s$|spawn-fcgi-ts$/.test(arg));
-  const { raw } = parseCommandLine(argv.slice(options + 1), () => undefined); // its config's warnings are not ours to print
+  const { raw } = parseCommandLine(argv.slice(options + 1));
   return defaultControlPath({
     control: raw.control,
     pidFile: raw.P ?? pidFile,
