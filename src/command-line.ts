@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import yargs from 'yargs';
-import { loadConfigFile, mergeRawOptions } from './config-file.js';
-import { usageError } from './errors.js';
+import { MAX_CONFIG_BYTES, loadConfigFile, mergeRawOptions } from './config-file.js';
+import { SetupError, usageError } from './errors.js';
+import { printError } from './log.js';
 import type { RawOptions } from './options.js';
 
 /** spawn-fcgi's single-letter flags that take a value, and the long options that spawn-fcgi-ts adds. */
@@ -31,10 +32,27 @@ const REPEATABLE = new Set(['env', 'copy-env', 'rlimit']);
 
 type Parsed = Record<string, unknown> & { _: (string | number)[]; '--'?: (string | number)[] };
 
-export function parseCommandLine(argv: string[]): { raw: RawOptions; help: boolean; version: boolean } {
+export function parseCommandLine(argv: string[], warn = (message: string) => printError(`WARNING: ${message}`)): { raw: RawOptions; help: boolean; version: boolean } {
   const { raw, help, version, config } = parseFlags(argv);
   // --config FILE: the spawn-php.sh variables, read without a shell; the command line wins over the file.
-  return { raw: config === undefined ? raw : mergeRawOptions(loadConfigFile(config, (path) => readFileSync(path, 'utf8')), raw), help, version };
+  return { raw: config === undefined ? raw : mergeRawOptions(loadConfigFile(config, readConfigText, warn), raw), help, version };
+}
+
+/** The config file's text: a regular file of at most MAX_CONFIG_BYTES (a FIFO must not block, /dev/zero not fill memory). */
+export function readConfigText(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new SetupError(`reading config file '${path}' failed: not a regular file`);
+    if (stat.size > MAX_CONFIG_BYTES) throw new SetupError(`config file '${path}' is larger than ${MAX_CONFIG_BYTES} bytes: refused`);
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let n; length < buffer.length && (n = readSync(fd, buffer, length, buffer.length - length, null)) > 0; ) length += n;
+    if (length > MAX_CONFIG_BYTES) throw new SetupError(`config file '${path}' is larger than ${MAX_CONFIG_BYTES} bytes: refused`);
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: boolean; config?: string } {

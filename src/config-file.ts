@@ -2,29 +2,41 @@
  * The spawn-php.sh variable file (`FCGISOCKET=/run/php.sock`, `PHP_FCGI_CHILDREN=4`...), read without a
  * shell: assignments, quotes, comments and `$NAME` / `${NAME}` of names assigned earlier in the same
  * file; nothing that would need a shell to run (command substitution, other expansions, commands).
+ * Other variables (`export PHPRC=/etc/php/8.2/cgi`, helpers used later as `$NAME`) mean what they mean
+ * to spawn-php.sh, which sources the file: see `configToRawOptions`.
  *
  * Pure: the caller reads the file; `loadConfigFile` takes the reading function as an argument.
  */
 import { SetupError, errnoText } from './errors.js';
 import {
+  MAX_BACKLOG,
+  MAX_PROCS,
   parseDuration,
   parseHost,
   parseInteger,
+  parseKillSignal,
   parseMode,
   parsePort,
-  parseSignal,
   parseUnixPath,
   type RawOptions,
 } from './options.js';
+
+/** A config file larger than this is refused before it is parsed (real ones are a few kB). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/**
+ * The longest value, after `$NAME` expansion: the kernel refuses an argument or environment string of
+ * MAX_ARG_STRLEN (128 KiB) or more with E2BIG, and `NAME=` takes some of it. `$V$V` doubling stops here.
+ */
+export const MAX_VALUE_BYTES = 128 * 1024 - 256;
 
 /** Every name a config file may assign, with the check its value must pass (an empty value is "unset"). */
 const VARIABLES = {
   SPAWNFCGI: undefined, // the binary spawn-php.sh runs: accepted and ignored here
   FCGIPROGRAM: undefined,
-  FCGIPORT: (v: string) => void parsePort(v),
+  FCGIPORT: (v: string, name: string) => void parsePort(v, name),
   FCGISOCKET: (v: string) => void parseUnixPath(v),
-  FCGIADDR: (v: string) => void parseHost(v),
-  PHP_FCGI_CHILDREN: (v: string, name: string) => void parseInteger(name, v, { min: 0 }),
+  FCGIADDR: (v: string, name: string) => void parseHost(v, name),
+  PHP_FCGI_CHILDREN: (v: string, name: string) => void parseInteger(name, v, { min: 0, max: 65535 }),
   PHP_FCGI_MAX_REQUESTS: (v: string, name: string) => void parseInteger(name, v, { min: 0 }),
   FCGI_WEB_SERVER_ADDRS: undefined,
   ALLOWED_ENV: (v: string, name: string) => void parseNames(name, v),
@@ -32,15 +44,15 @@ const VARIABLES = {
   GROUPID: undefined,
   SOCKUSERID: undefined,
   SOCKGROUPID: undefined,
-  SOCKMODE: (v: string) => void parseMode(v),
-  FCGI_CHILDREN: (v: string, name: string) => void parseInteger(name, v, { min: 1 }),
-  FCGIPROCS: (v: string, name: string) => void parseInteger(name, v, { min: 1 }),
-  FCGI_BACKLOG: (v: string, name: string) => void parseInteger(name, v, { min: 1 }),
+  SOCKMODE: (v: string, name: string) => void parseMode(v, name),
+  FCGI_CHILDREN: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_PROCS }),
+  FCGIPROCS: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_PROCS }),
+  FCGI_BACKLOG: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_BACKLOG }),
   FCGIPIDFILE: undefined,
   FCGICHROOT: undefined,
   CHROOT: undefined,
   FCGIDIR: undefined,
-  KILL_SIGNAL: (v: string, name: string) => void parseSignal(name, v),
+  KILL_SIGNAL: (v: string, name: string) => void parseKillSignal(name, v),
   KILL_TIMEOUT: (v: string, name: string) => void parseDuration(name, v),
 } satisfies Record<string, ((value: string, name: string) => void) | undefined>;
 
@@ -59,19 +71,44 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Characters that end an unquoted word, or that only a shell understands. */
 const OPERATORS = new Set(['|', '&', '<', '>', '(', ')']);
 
+/** What a config file says: every variable it sets, which of them it exports, and which later lines use. */
+export interface ParsedConfig {
+  /** `{NAME: value}`, last assignment wins. */
+  vars: Record<string, string>;
+  /** Names given to `export` (with or without a value). */
+  exported: Set<string>;
+  /** Names used as `$NAME` / `${NAME}` after they were set. */
+  used: Set<string>;
+  /** The line of each name's last assignment. */
+  lineOf: Record<string, number>;
+  fileName: string;
+}
+
 /**
  * Parses the text of a config file into `{NAME: value}` (last assignment wins). Throws a `SetupError`
  * `<fileName>:<line>: <what is wrong>` on anything it cannot read without running a shell.
  */
 export function parseConfigFile(text: string, fileName: string): Record<string, string> {
+  return parseConfig(text, fileName).vars;
+}
+
+/** `parseConfigFile` with what `configToRawOptions` needs to pass other variables on and to warn. */
+export function parseConfig(text: string, fileName: string): ParsedConfig {
+  if (text.length > MAX_CONFIG_BYTES || Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
+    throw new SetupError(`config file '${fileName}' is larger than ${MAX_CONFIG_BYTES} bytes: refused`);
+  }
   return new Parser(text, fileName).parse();
 }
+
+export const isKnownVariable = (name: string): name is ConfigVariable => Object.hasOwn(VARIABLES, name);
 
 class Parser {
   private pos = 0;
   private line = 1;
   private readonly vars: Record<string, string> = {};
   private readonly lineOf: Record<string, number> = {};
+  private readonly exported = new Set<string>();
+  private readonly used = new Set<string>();
 
   constructor(
     private readonly text: string,
@@ -80,7 +117,7 @@ class Parser {
     if (this.text.startsWith('\uFEFF')) this.pos = 1;
   }
 
-  parse(): Record<string, string> {
+  parse(): ParsedConfig {
     while (!this.atEnd()) this.statement();
     for (const [a, b] of ALIASES) {
       const va = this.vars[a];
@@ -95,7 +132,7 @@ class Parser {
         Math.max(this.lineOf.FCGISOCKET!, this.lineOf.FCGIPORT!),
       );
     }
-    return { ...this.vars };
+    return { vars: { ...this.vars }, exported: this.exported, used: this.used, lineOf: { ...this.lineOf }, fileName: this.fileName };
   }
 
   /** One line's worth: blanks, then assignments (or `export`) separated by blanks or `;`, then an optional comment. */
@@ -132,10 +169,10 @@ class Parser {
       if (this.peek() === '-') throw this.error('export options are not allowed');
       const name = this.peekName();
       if (name === '') throw this.error(`'${this.peekWord()}' is not a variable name`);
+      this.exported.add(name);
       if (this.text[this.pos + name.length] === '=') {
         this.assignment();
       } else {
-        this.checkKnown(name);
         this.pos += name.length;
         if (!this.atStatementEnd() && !this.isBlank(this.peek())) throw this.error(`'${name}${this.peekWord()}' is not a variable name`);
       }
@@ -164,9 +201,9 @@ class Parser {
       if (word.startsWith('`') || word.startsWith('$(')) throw this.error('command substitution is not allowed');
       throw this.error(`'${word}' is not an assignment: only NAME=value lines, comments and blank lines are allowed`);
     }
-    this.checkKnown(name);
     this.pos += name.length + 1;
     const value = this.value();
+    this.checkSize(name, value, line);
     const check = VARIABLES[name as ConfigVariable];
     if (check !== undefined && value !== '') {
       try {
@@ -181,9 +218,10 @@ class Parser {
     this.lineOf[name] = line;
   }
 
-  private checkKnown(name: string): void {
-    if (!Object.hasOwn(VARIABLES, name)) {
-      throw this.error(`unknown variable '${name}' (known: ${CONFIG_VARIABLES.join(' ')})`);
+  /** `$V$V` doubles a value per line: stop at what the kernel would refuse anyway, long before memory runs out. */
+  private checkSize(name: string, value: string, line = this.line): void {
+    if (value.length > MAX_VALUE_BYTES || Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+      throw this.error(`the value of ${name} is longer than ${MAX_VALUE_BYTES} bytes (the kernel refuses longer arguments and environment strings)`, line);
     }
   }
 
@@ -204,8 +242,10 @@ class Parser {
         if (next === undefined) throw this.error('backslash at the end of the file');
         this.advance();
         if (next !== '\n') value += next; // backslash-newline continues the line
-      } else if (c === '$') value += this.expansion();
-      else if (c === '`') throw this.error('command substitution is not allowed');
+      } else if (c === '$') {
+        value += this.expansion();
+        this.checkSize('this variable', value);
+      } else if (c === '`') throw this.error('command substitution is not allowed');
       else if (OPERATORS.has(c)) throw this.error(`'${c}' is not allowed here (quote the value)`);
       else {
         value += c;
@@ -244,6 +284,7 @@ class Parser {
         value += '"\\$`'.includes(next) ? next : `\\${next}`;
       } else if (c === '$') {
         value += this.expansion();
+        this.checkSize('this variable', value);
       } else if (c === '`') {
         throw this.error('command substitution is not allowed');
       } else {
@@ -280,6 +321,7 @@ class Parser {
   private lookup(name: string): string {
     const value = this.vars[name];
     if (value === undefined) throw this.error(`'$${name}' is not set earlier in this file (the environment is not read)`);
+    this.used.add(name);
     return value;
   }
 
@@ -458,15 +500,71 @@ export function mergeRawOptions(fromFile: RawOptions, fromCommandLine: RawOption
 }
 
 /**
- * `--config FILE`: reads the file with the given function (e.g. `(p) => readFileSync(p, 'utf8')`),
- * parses it and returns its options. Errors are `SetupError`s that name the file.
+ * The options of a parsed file, with spawn-php.sh's meaning for variables it has no option for
+ * (`PHPRC`, `TMPDIR`, helpers): spawn-php.sh sources the file, then runs `env -i` with the ALLOWED_ENV
+ * names that are set, so
+ * - with ALLOWED_ENV, each name it lists that the file sets reaches the app with the file's value
+ *   (exported or not: spawn-php.sh reads the shell variable);
+ * - without ALLOWED_ENV (spawn-fcgi-ts then keeps the whole environment, as a shell that sourced the file
+ *   and ran spawn-fcgi would), each exported name reaches the app;
+ * - any name can be used as `$NAME` in later lines.
+ * A variable that none of this uses is most likely a typo or a leftover: `warn` is told (with the line).
  */
-export function loadConfigFile(path: string, readFile: (path: string) => string): RawOptions {
+export function configOptions(config: ParsedConfig, warn: (message: string) => void = () => undefined): RawOptions {
+  const raw = configToRawOptions(config.vars);
+  const allowed = config.vars.ALLOWED_ENV === undefined ? undefined : new Set(raw.copyEnv ?? []);
+  const env: string[] = [];
+  for (const [name, value] of Object.entries(config.vars)) {
+    if (isKnownVariable(name)) continue;
+    const passed = allowed === undefined ? config.exported.has(name) : allowed.has(name);
+    if (passed) env.push(`${name}=${value}`);
+    if (passed || config.used.has(name)) continue;
+    const why = allowed === undefined
+      ? `it is not exported (and there is no ALLOWED_ENV) and no later line uses $${name}`
+      : `ALLOWED_ENV does not name it and no later line uses $${name}`;
+    const guess = closestKnown(name);
+    warn(`${config.fileName}:${config.lineOf[name]}: ${name} is set but not used: ${why}${guess === undefined ? '' : ` (did you mean ${guess}?)`}`);
+  }
+  if (env.length > 0) raw.env = [...env, ...(raw.env ?? [])];
+  return raw;
+}
+
+/** A known name one or two edits away from `name` (a typo such as FCGISOKET), if there is one. */
+function closestKnown(name: string): ConfigVariable | undefined {
+  let best: ConfigVariable | undefined;
+  let bestDistance = 3;
+  for (const known of CONFIG_VARIABLES) {
+    const distance = editDistance(name.toUpperCase(), known);
+    if (distance < bestDistance) [best, bestDistance] = [known, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * `--config FILE`: reads the file with the given function (e.g. `(p) => readFileSync(p, 'utf8')`),
+ * parses it and returns its options. Errors are `SetupError`s that name the file; warnings (variables
+ * that are set but never used) go to `warn`.
+ */
+export function loadConfigFile(path: string, readFile: (path: string) => string, warn?: (message: string) => void): RawOptions {
   let text: string;
   try {
     text = readFile(path);
   } catch (error) {
+    if (error instanceof SetupError) throw error;
     throw new SetupError(`reading config file '${path}' failed: ${errnoText(error)}`, { cause: error });
   }
-  return configToRawOptions(parseConfigFile(text, path));
+  return configOptions(parseConfig(text, path), warn);
 }

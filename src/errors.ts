@@ -43,4 +43,10 @@ const ERRNO_TEXT: Record<string, string> = {
   EPERM: 'Operation not permitted',
   EROFS: 'Read-only file system',
   ECONNREFUSED: 'Connection refused',
+  EMFILE: 'Too many open files',
+  ENFILE: 'Too many open files in system',
+  ENOSPC: 'No space left on device',
+  EDQUOT: 'Disk quota exceeded',
+  ENXIO: 'No such device or address',
+  ETXTBSY: 'Text file busy',
 };

@@ -18,8 +18,8 @@ Options:
                 read+write for user and group as far as umask allows it)
  -C <children>  (PHP only) numbers of childs to spawn (default: not setting
                 the PHP_FCGI_CHILDREN environment variable - PHP defaults to 0)
- -F <children>  number of children to fork and supervise (default 1)
- -b <backlog>   backlog to allow on the socket (default 1024)
+ -F <children>  number of children to fork and supervise (1-4096, default 1)
+ -b <backlog>   backlog to allow on the socket (1-65535, default 1024)
  -P <path>      name of PID-file for the supervisor
  -n             no fork: stay in the foreground (systemd, runit, containers)
  -v             show version (also --version)
@@ -37,7 +37,9 @@ Options:
 Configuration file:
  --config FILE              read spawn-php.sh variables (FCGISOCKET, FCGIPORT,
                             PHP_FCGI_CHILDREN, ALLOWED_ENV, USERID...) without
-                            running a shell; flags on the command line win
+                            running a shell; flags on the command line win;
+                            other variables (PHPRC...) reach the app when
+                            ALLOWED_ENV names them (or, without it, exported)
 
 Children's environment:
  --copy-env NAME[,NAME...]  clean environment with only these variables
@@ -46,7 +48,7 @@ Children's environment:
 
 Supervision:
  --kill-signal SIG          signal that stops a child (default TERM; USR1 for
-                            libfcgi applications)
+                            libfcgi applications; not STOP, CONT, WINCH...)
  --kill-timeout DURATION    SIGKILL after this long (default 10s)
  --restart-delay DURATION   wait after a second fast failure in a row, doubling
                             after each further one (100ms; the first restarts
@@ -78,6 +80,9 @@ Operation:
                             to use (LISTEN_FDNAMES); -s/-p may then be left out
  --log-format text|json     (default text)
  --log-file PATH            log there instead of stderr; SIGUSR1 reopens it
+                            (a regular file: symlinks and FIFOs are refused)
+ DURATION: seconds, or a number with ms, s, m, h or d (at most 10 years)
+ Colour: NO_COLOR=1 disables, FORCE_COLOR=0/1 disables/forces, TERM=dumb
 
  spawn-fcgi-ts status [--control PATH | -P PIDFILE | -s SOCKET | [-a ADDR] -p PORT]
                       [--json]

@@ -5,6 +5,20 @@ import { usageError } from './errors.js';
 /** Linux `sizeof(sockaddr_un.sun_path) - 1`: the longest socket path spawn-fcgi accepts. */
 export const MAX_UNIX_PATH_BYTES = 107;
 
+/**
+ * The most children one supervisor runs (-F, and TTIN). Each child costs the supervisor two pipe fds,
+ * a ChildProcess and its timers (a few kB), and the box one process with its own memory (1-2 MB for a
+ * tiny C app, 20-50 MB for php-cgi): 4096 children are ~8,200 fds and 4-200 GB of RSS, beyond any
+ * sensible pool on one socket, while -F 100000 would exhaust fds and pids long before it served.
+ */
+export const MAX_PROCS = 4096;
+/** listen(2)'s backlog: the kernel silently caps it at net.core.somaxconn; more than 65535 is a typo. */
+export const MAX_BACKLOG = 65535;
+/** The longest duration any option takes: 10 years (timers beyond 2^31-1 ms are chained by the pool). */
+export const MAX_DURATION_MS = 10 * 365 * 24 * 3_600_000;
+/** Signals that do not end a process: with one of them every stop would wait the whole --kill-timeout. */
+const NON_STOPPING_SIGNALS = ['STOP', 'TSTP', 'TTIN', 'TTOU', 'CONT', 'WINCH', 'CHLD', 'URG'];
+
 export type SocketSpec =
   | { kind: 'unix'; path: string; abstract: boolean }
   | { kind: 'tcp'; host: string; port: number };
@@ -126,12 +140,12 @@ export const DEFAULTS = {
 export function resolveOptions(raw: RawOptions, context: ResolveContext = { socketActivation: false }): Options {
   const app = resolveApp(raw);
   const socket = resolveSocket(raw, context.socketActivation);
-  const procs = raw.F === undefined ? DEFAULTS.procs : parseInteger('-F', raw.F, { min: 0 });
+  const procs = raw.F === undefined ? DEFAULTS.procs : parseInteger('-F', raw.F, { min: 1, max: MAX_PROCS });
   const options: Options = {
     app,
     socket,
-    backlog: raw.b === undefined ? DEFAULTS.backlog : parseInteger('-b', raw.b, { min: 1 }),
-    socketMode: raw.M === undefined ? undefined : parseMode(raw.M),
+    backlog: raw.b === undefined ? DEFAULTS.backlog : parseInteger('-b', raw.b, { min: 1, max: MAX_BACKLOG }),
+    socketMode: raw.M === undefined ? undefined : parseMode(raw.M, '-M'),
     socketUser: nonEmpty('-U', raw.U),
     socketGroup: nonEmpty('-G', raw.G),
     user: nonEmpty('-u', raw.u),
@@ -146,19 +160,19 @@ export function resolveOptions(raw: RawOptions, context: ResolveContext = { sock
     copyEnv: raw.copyEnv === undefined ? undefined : parseNameList(raw.copyEnv),
     env: parseEnvAssignments(raw.env ?? []),
     webServerAddrs: raw.webServerAddrs,
-    killSignal: parseSignal('--kill-signal', raw.killSignal ?? DEFAULTS.killSignal),
+    killSignal: parseKillSignal('--kill-signal', raw.killSignal ?? DEFAULTS.killSignal),
     killTimeoutMs: parseDuration('--kill-timeout', raw.killTimeout ?? DEFAULTS.killTimeout),
     restartDelayMs: parseDuration('--restart-delay', raw.restartDelay ?? DEFAULTS.restartDelay),
     maxRestartDelayMs: parseDuration('--max-restart-delay', raw.maxRestartDelay ?? DEFAULTS.maxRestartDelay),
     stableAfterMs: parseDuration('--stable-after', raw.stableAfter ?? DEFAULTS.stableAfter),
-    maxFailures: raw.maxFailures === undefined ? undefined : parseInteger('--max-failures', raw.maxFailures, { min: 1 }),
+    maxFailures: raw.maxFailures === undefined ? undefined : parseInteger('--max-failures', raw.maxFailures, { min: 1, max: 1_000_000_000 }),
     startCheckMs: parseDuration('--start-check', raw.startCheck ?? DEFAULTS.startCheck),
     keepSocket: raw.keepSocket ?? false,
     logFormat: parseLogFormat(raw.logFormat),
     logFile: nonEmpty('--log-file', raw.logFile),
     fdName: nonEmpty('--fd-name', raw.fdName),
     rlimits: (raw.rlimit ?? []).map(parseRlimit),
-    maxRssBytes: raw.maxRss === undefined ? undefined : parseInteger('--max-rss', raw.maxRss, { min: 1 }) * 1024 * 1024,
+    maxRssBytes: raw.maxRss === undefined ? undefined : parseInteger('--max-rss', raw.maxRss, { min: 1, max: MAX_RSS_MB }) * 1024 * 1024,
     maxAgeMs: raw.maxAge === undefined ? undefined : parseDuration('--max-age', raw.maxAge),
     checkIntervalMs: raw.checkInterval === undefined ? undefined : parseDuration('--check-interval', raw.checkInterval),
     control: nonEmpty('--control', raw.control),
@@ -169,7 +183,6 @@ export function resolveOptions(raw: RawOptions, context: ResolveContext = { sock
     throw usageError('--max-rss needs --check-interval (how often to look at the children)');
   }
   if (options.checkIntervalMs !== undefined && options.checkIntervalMs < 100) throw usageError('--check-interval must be at least 100ms');
-  if (options.procs === 0) throw usageError('-F 0 starts no child: give at least 1');
   if (options.maxRestartDelayMs < options.restartDelayMs) {
     throw usageError(`--max-restart-delay (${options.maxRestartDelayMs} ms) is shorter than --restart-delay (${options.restartDelayMs} ms)`);
   }
@@ -189,8 +202,8 @@ function resolveSocket(raw: RawOptions, socketActivation: boolean): SocketSpec |
   if (hasPort && hasPath) throw usageError('either a Unix domain socket or a TCP-port, but not both');
   if (hasPath) return parseUnixPath(raw.s!);
   if (hasPort) {
-    const port = parsePort(raw.p!);
-    return { kind: 'tcp', host: parseHost(raw.a ?? '0.0.0.0'), port };
+    const port = parsePort(raw.p!, '-p');
+    return { kind: 'tcp', host: parseHost(raw.a ?? '0.0.0.0', '-a'), port };
   }
   if (socketActivation) return undefined;
   throw usageError('no socket given (use either -p or -s)');
@@ -215,45 +228,56 @@ export function parseUnixPath(path: string): SocketSpec {
   return { kind: 'unix', path, abstract: path.startsWith('@') };
 }
 
-export function parsePort(text: string): number {
+/** `invalid value for -b: '0' (expected an integer from 1 to 65535)`: the flag, the value given, what is allowed. */
+export const invalidValue = (flag: string, text: string, expected: string) => usageError(`invalid value for ${flag}: '${text}' (expected ${expected})`);
+
+/** spawn-fcgi's `invalid port: N`, followed by the flag and the range. */
+export function parsePort(text: string, flag = '-p'): number {
   const port = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw usageError(`invalid port: ${text} (a number from 1 to 65535)`);
+  if (!(port >= 1 && port <= 65535)) throw usageError(`invalid port: ${text} (${flag}: expected an integer from 1 to 65535)`);
   return port;
 }
 
 /** An IP literal, or a name such as `localhost` that the socket module resolves. Brackets are optional for IPv6. */
-export function parseHost(text: string): string {
+export function parseHost(text: string, flag = '-a'): string {
   const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (isIP(host) !== 0) return host;
   if (/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) return host;
-  throw usageError(`'${text}' is not a valid IP address`);
+  throw usageError(`'${text}' is not a valid IP address (${flag}: expected an IPv4 or IPv6 address or a host name)`);
 }
 
-export function parseMode(text: string): number {
-  if (!/^[0-7]{1,4}$/.test(text)) throw usageError(`invalid socket mode: ${text} (an octal mode such as 0660)`);
+export function parseMode(text: string, flag = '-M'): number {
+  if (!/^[0-7]{1,4}$/.test(text)) throw invalidValue(flag, text, 'an octal mode from 0 to 7777, such as 0660');
   return parseInt(text, 8);
 }
 
 function parsePhpChildren(text: string): number | undefined {
-  const n = parseInteger('-C', text, { min: -1 });
+  const n = parseInteger('-C', text, { min: -1, max: 65535 });
   return n < 0 ? undefined : n;
 }
+
+/** --max-rss in MB: 16 TiB is more memory than any one child has. */
+const MAX_RSS_MB = 16 * 1024 * 1024;
 
 export function parseInteger(flag: string, text: string, { min, max }: { min?: number; max?: number }): number {
   const value = /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(value) || (min !== undefined && value < min) || (max !== undefined && value > max)) {
-    const range = max === undefined ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`;
-    throw usageError(`invalid value for ${flag}: '${text}' (${range})`);
+    const range = max === undefined ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    throw invalidValue(flag, text, range);
   }
   return value;
 }
 
-/** `10`, `2.5`, `10s`, `500ms`, `1m`, `6h`: a bare number is seconds. */
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `10`, `2.5`, `10s`, `500ms`, `1m`, `6h`, `2d`: a bare number is seconds; at most MAX_DURATION_MS. */
 export function parseDuration(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (match === null) throw usageError(`invalid duration for ${flag}: '${text}' (seconds, or a number with ms, s, m or h)`);
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
-  return Math.round(Number(match[1]) * factor);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  const ms = match === null ? NaN : Math.round(Number(match[1]) * DURATION_UNITS[(match[2] ?? 's') as keyof typeof DURATION_UNITS]);
+  if (!Number.isSafeInteger(ms) || ms > MAX_DURATION_MS) {
+    throw invalidValue(flag, text, 'a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d');
+  }
+  return ms;
 }
 
 /** `TERM`, `SIGTERM`, `sigusr1`, `15`: the signal number. */
@@ -267,7 +291,17 @@ export function parseSignal(flag: string, text: string): number {
     const n = signals[`SIG${name}`];
     if (n !== undefined) return n;
   }
-  throw usageError(`invalid signal for ${flag}: '${text}' (a name such as TERM or USR1, or a number)`);
+  throw invalidValue(flag, text, 'a signal name such as TERM or USR1, or a number');
+}
+
+/** A signal that stops a process: STOP, CONT, WINCH... would make every stop wait the whole --kill-timeout. */
+export function parseKillSignal(flag: string, text: string): number {
+  const signal = parseSignal(flag, text);
+  const name = signalName(signal).replace(/^SIG/, '');
+  if (NON_STOPPING_SIGNALS.includes(name)) {
+    throw invalidValue(flag, text, `a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIG${name} does not`);
+  }
+  return signal;
 }
 
 export function signalName(signal: number): string {

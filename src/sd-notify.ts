@@ -215,7 +215,7 @@ class NativeNotifier implements Notifier {
     if (this.subprocess !== undefined) return this.subprocess.stdin ?? undefined;
     const binary = notifierPath(this.env);
     if (!existsSync(binary)) {
-      this.disable(`spawn-fcgi-ts: sd_notify helper not found at ${binary}: run 'npm run build:helper' (needs a C compiler); notifications disabled`);
+      this.disable(`sd_notify helper not found at ${binary}: run 'npm run build:helper' (needs a C compiler); notifications disabled`);
       return undefined;
     }
     const args = notifierArguments(this.socket, this.pid, process.getuid?.() === 0);
@@ -238,17 +238,17 @@ class NativeNotifier implements Notifier {
           // the end we asked for
         } else if (code !== 0 && signal === null) {
           // 1: usage (e.g. an unsupported NOTIFY_SOCKET, reported on stderr above); anything else: a broken binary.
-          this.disable(`spawn-fcgi-ts: ${binary} ${args.join(' ')} exited with code ${code}; notifications disabled`);
+          this.disable(`sd_notify helper ${binary} ${args.join(' ')} exited with code ${code}; notifications disabled`);
         } else {
           // Killed, or stopped by a signal it handles (exit 0): a fresh one is started on demand.
-          this.onError(`spawn-fcgi-ts: sd_notify helper exited unexpectedly (${signal ?? `code ${code}`}); restarting it on the next message`);
+          this.onError(`sd_notify helper exited unexpectedly (${signal ?? `code ${code}`}); restarting it on the next message`);
         }
         resolve();
       });
       subprocess.once('error', (error) => {
         if (subprocess.pid !== undefined) return; // 'close' follows
         if (this.subprocess === subprocess) this.subprocess = undefined;
-        this.disable(`spawn-fcgi-ts: cannot start ${binary}: ${error.message}; notifications disabled`);
+        this.disable(`sd_notify: cannot start ${binary}: ${error.message}; notifications disabled`);
         resolve();
       });
     });

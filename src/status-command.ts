@@ -5,6 +5,7 @@ import { escapeControl, terminalSafeJson } from './display-text.js';
 import { usageError } from './errors.js';
 import { readiness } from './health.js';
 import { parsePort, parseUnixPath } from './options.js';
+import { useColour } from './log.js';
 import { renderStatusTable } from './status-view.js';
 import type { PoolStatus } from './stats.js';
 
@@ -85,7 +86,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (expectedPid !== undefined && status.supervisorPid !== expectedPid) {
     return say(`${path} answers for supervisor ${status.supervisorPid}, not for PID ${expectedPid} of '${parsed.P}'`, STATUS_EXIT.unknown);
   }
-  process.stdout.write(parsed.json === true ? `${terminalSafeJson(status)}\n` : renderStatusTable(status, { color: process.stdout.isTTY === true }));
+  process.stdout.write(parsed.json === true ? `${terminalSafeJson(status)}\n` : renderStatusTable(status, { color: useColour(process.env, process.stdout.isTTY === true) }));
   return readiness(status).ok ? STATUS_EXIT.running : STATUS_EXIT.degraded;
 }
 

@@ -7,7 +7,7 @@ import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOw
 import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
 import { every, systemClock } from './clock.js';
 import { locateApp } from './app-path.js';
-import { Logger } from './log.js';
+import { Logger, count, formatMs, useColour, type LoggerOptions } from './log.js';
 import { signalName, type Options } from './options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
@@ -87,8 +87,27 @@ function foregroundReporter(logger: Logger): StartReporter {
  * Resolves with the process exit status.
  */
 export async function runSupervisor(options: Options, daemonReporter?: StartReporter): Promise<number> {
+  const tty = process.stderr.isTTY === true;
+  const loggerOptions: LoggerOptions = { format: options.logFormat, file: options.logFile, tty, colour: useColour(process.env, tty) };
+  let logger: Logger;
+  try {
+    logger = new Logger(loggerOptions);
+  } catch (error) {
+    if (!(error instanceof SetupError)) throw error;
+    const reporter = daemonReporter ?? foregroundReporter(new Logger({ ...loggerOptions, file: undefined }));
+    reporter.stderr(error.message);
+    reporter.done(error.exitCode);
+    return error.exitCode;
+  }
+  try {
+    return await supervise(options, logger, daemonReporter);
+  } finally {
+    logger.close();
+  }
+}
+
+async function supervise(options: Options, logger: Logger, daemonReporter?: StartReporter): Promise<number> {
   const startedAt = Date.now();
-  const logger = new Logger({ format: options.logFormat, file: options.logFile });
   const reporter = daemonReporter ?? foregroundReporter(logger);
   const notifier = createNotifier(process.env, { onError: (line) => logger.warn('notify', line) });
   const fail = (message: string, status: number): number => {
@@ -152,7 +171,8 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   const shutdown = (why: string): Promise<void> => {
     stopping ??= (async () => {
       notifier?.stopping();
-      logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${pool.livePids().length} children`);
+      const live = count(pool.livePids().length, 'child', 'children');
+      logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${live}, SIGKILL in ${formatMs(options.killTimeoutMs)} to what is left`);
       const poolStopped = pool.stop();
       releaseSocket(socket);
       await poolStopped;
@@ -180,12 +200,12 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
       void pool.rollingRestart().then((complete) => {
         reloading = false;
         logger.info('reload', complete ? 'rolling restart done' : 'rolling restart stopped early');
-        if (stopping === undefined) notifier?.ready(`${pool.livePids().length} children`);
+        if (stopping === undefined) notifier?.ready(count(pool.livePids().length, 'child', 'children'));
       });
     },
     forward: (signal) => pool.forward(signal),
-    grow: () => { pool.grow(); notifier?.status(`${pool.slots.length} children`); },
-    shrink: () => { pool.shrink(); notifier?.status(`${pool.slots.length} children`); },
+    grow: () => { pool.grow(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
+    shrink: () => { pool.shrink(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
     reopenLogs: () => logger.reopen(),
     ignore: (signal) => logger.warn('signal', `${signal} received: ignored (TERM, INT or QUIT stop the pool)`),
   });
@@ -242,8 +262,9 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   closers.push(() => process.off('beforeExit', onIdle));
 
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
-  logger.info('ready', `${started.pids.length} children serving on ${socket.label}`);
-  notifier?.ready(`${started.pids.length} children serving on ${socket.label}`);
+  const serving = `${count(started.pids.length, 'child', 'children')} serving on ${socket.label}`;
+  logger.info('ready', serving);
+  notifier?.ready(serving);
   notifier?.startWatchdog();
   reporter.done(0);
 

@@ -102,13 +102,34 @@ const cases: Case[] = [
   ...['0', '70000', 'abc'].map((port): Case => ({
     name: `port ${port}`,
     args: (c) => ['-p', port, '--', c.app],
-    message: () => `invalid port: ${port} (a number from 1 to 65535)`,
+    message: () => `invalid port: ${port} (-p: expected an integer from 1 to 65535)`,
     parseOnly: true,
   })),
   {
     name: 'invalid address -a 1.2.3.4.5',
     args: (c) => ['-a', '1.2.3.4.5', '-p', '9000', '--', c.app],
     message: () => "'1.2.3.4.5' is not a valid IP address",
+  },
+  // Bounds: refused before anything is bound or spawned, in one shape (the flag, the value, what is allowed).
+  ...([
+    [['-b', '99999999999'], "invalid value for -b: '99999999999' (expected an integer from 1 to 65535)"],
+    [['-F', '100000'], "invalid value for -F: '100000' (expected an integer from 1 to 4096)"],
+    [['-F', '0'], "invalid value for -F: '0' (expected an integer from 1 to 4096)"],
+    [['-M', '888'], "invalid value for -M: '888' (expected an octal mode from 0 to 7777, such as 0660)"],
+    [['--kill-signal', 'STOP'], "invalid value for --kill-signal: 'STOP' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGSTOP does not)"],
+    [['--kill-signal', 'WINCH'], "invalid value for --kill-signal: 'WINCH' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGWINCH does not)"],
+    [['--kill-timeout', '3651d'], "invalid value for --kill-timeout: '3651d' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)"],
+    [['--max-age', '-1h'], "invalid value for --max-age: '-1h' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)"],
+  ] as const).map(([flags, message]): Case => ({
+    name: `${flags.join(' ')} refused`,
+    args: (c) => ['-s', c.sock, ...flags, '--', c.app],
+    message: () => message,
+    parseOnly: true,
+  })),
+  {
+    name: '--log-file in a missing directory',
+    args: (c) => ['-s', c.sock, '--log-file', join(c.dir, 'no-such-dir', 'y.log'), '--', c.app],
+    message: (c) => `can't open log file '${join(c.dir, 'no-such-dir', 'y.log')}': No such file or directory`,
   },
   {
     name: 'live socket at -s: the first pool keeps serving',

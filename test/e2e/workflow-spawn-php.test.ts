@@ -5,12 +5,12 @@
  * with blanks arrive intact (the original script broke them), and the flags reach the binary.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { cgiFcgi, CLI, ROOT, track, untrack } from '../helpers/pool.js';
+import { cgiFcgi, CLI, ROOT, runCli, startPool, track, untrack } from '../helpers/pool.js';
 import { childrenOf, freePort, isAlive, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 
 const SCRIPT = join(ROOT, 'scripts/spawn-php.sh');
@@ -254,4 +254,69 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /spawn-fcgi-ts: .*\/nonexistent\/php-cgi/);
   });
+
+  test('a config file as people have it (export PHPRC, TMPDIR, a helper $BASE): php-cgi sees PHPRC, through spawn-php.sh and through --config', async () => {
+    const base = join(dir, 'phprc');
+    mkdirSync(join(base, 'etc'), { recursive: true });
+    writeFileSync(join(base, 'etc', 'php.ini'), 'precision = 7\n');
+    const script = join(dir, 'phprc.php');
+    writeFileSync(script, "<?php\nheader('Content-Type: text/plain');\necho 'PHPRC=', getenv('PHPRC', true), ' TMPDIR=', var_export(getenv('TMPDIR', true), true), ' precision=', ini_get('precision');\n");
+    const settings = (socket: string) => [
+      `FCGISOCKET="${socket}"`,
+      `BASE="${base}"`,
+      'export PHPRC="$BASE/etc"',
+      'TMPDIR=/var/tmp/php',
+      'PHP_FCGI_CHILDREN=0',
+      'ALLOWED_ENV="PATH PHPRC"',
+      '',
+    ].join('\n');
+
+    // spawn-php.sh sources the file: the exported PHPRC is in ALLOWED_ENV, TMPDIR is not.
+    const viaScript = join(dir, 'phprc-script.sock');
+    const pidFile = join(dir, 'phprc-script.pid');
+    const scriptConfig = join(dir, 'phprc-script.conf');
+    writeFileSync(scriptConfig, `${settings(viaScript)}FCGIPIDFILE="${pidFile}"\n`);
+    const started = await run('sh', [SCRIPT, scriptConfig], { PATH: TEST_PATH });
+    assert.equal(started.code, 0, started.stderr);
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    track(pid);
+    try {
+      assert.equal(await phpRequest(viaScript, script), `PHPRC=${base}/etc TMPDIR=false precision=7`);
+    } finally {
+      process.kill(pid, 'SIGTERM');
+      await waitFor(() => isGone(pid), { what: 'the spawn-php.sh pool to stop' });
+      untrack(pid);
+    }
+
+    // The same file through --config: the same meaning, and a warning about TMPDIR, which nothing uses.
+    const viaConfig = join(dir, 'phprc-config.sock');
+    const config = join(dir, 'phprc-config.conf');
+    writeFileSync(config, `${settings(viaConfig)}FCGIPROGRAM=${PHP_CGI}\n`);
+    const pool = await startPool(['--config', config], { target: { path: viaConfig }, env: { PATH: TEST_PATH } });
+    try {
+      assert.equal(await phpRequest(viaConfig, script), `PHPRC=${base}/etc TMPDIR=false precision=7`);
+      assert.match(pool.stderr(), /^spawn-fcgi-ts: WARNING: .*phprc-config\.conf:4: TMPDIR is set but not used: ALLOWED_ENV does not name it and no later line uses \$TMPDIR$/m);
+    } finally {
+      await pool.stop();
+    }
+  });
+
+  test('--config refuses what would exhaust memory or block: $V$V doubling, a 50 MB value, a FIFO', async () => {
+    const doubling = join(dir, 'doubling.conf');
+    writeFileSync(doubling, `FCGISOCKET=${join(dir, 'd.sock')}\nFCGIPROGRAM=${PHP_CGI}\nV=xxxxxxxxxxxxxxxx\n${'V=$V$V\n'.repeat(40)}`);
+    const big = join(dir, 'big.conf');
+    writeFileSync(big, `FCGISOCKET=${join(dir, 'b.sock')}\nFCGIPROGRAM=${PHP_CGI}\nFCGI_WEB_SERVER_ADDRS=${'127.0.0.1,'.repeat(5_000_000)}\n`);
+    const fifo = join(dir, 'fifo.conf');
+    execFileSync('mkfifo', [fifo]);
+    for (const [file, message] of [
+      [doubling, `spawn-fcgi-ts: ${doubling}:16: the value of this variable is longer than 130816 bytes (the kernel refuses longer arguments and environment strings)\n`],
+      [big, `spawn-fcgi-ts: config file '${big}' is larger than 1048576 bytes: refused\n`],
+      [fifo, `spawn-fcgi-ts: reading config file '${fifo}' failed: not a regular file\n`],
+    ]) {
+      const result = await runCli(['-n', '--config', file!]);
+      assert.equal(result.code, 255, result.stderr);
+      assert.equal(result.stderr, message);
+    }
+  });
 });
+

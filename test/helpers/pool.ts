@@ -148,7 +148,7 @@ export interface PoolOptions extends CommandOptions {
   readyPattern?: RegExp | null;
 }
 
-export const READY_LINE = /children serving on |"event":"ready"/;
+export const READY_LINE = /(?:child|children) serving on |"event":"ready"/;
 
 export interface RunningPool {
   /** The supervisor's pid. */

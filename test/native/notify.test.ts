@@ -586,8 +586,8 @@ describe('createNotifier (src/sd-notify.ts)', () => {
     const failing = join(dir, 'failing');
     fs.writeFileSync(failing, '#!/bin/sh\necho "broken notifier" >&2\nexit 3\n', { mode: 0o755 });
     const cases: [string, RegExp[]][] = [
-      [notExecutable, [/^spawn-fcgi-ts: cannot start .*not-executable: .*EACCES; notifications disabled$/]],
-      [failing, [/^broken notifier$/, /^spawn-fcgi-ts: .*failing @\S+( --pid \d+)? exited with code 3; notifications disabled$/]],
+      [notExecutable, [/^sd_notify: cannot start .*not-executable: .*EACCES; notifications disabled$/]],
+      [failing, [/^broken notifier$/, /^sd_notify helper .*failing @\S+( --pid \d+)? exited with code 3; notifications disabled$/]],
     ];
     for (const [binary, expected] of cases) {
       const errors: string[] = [];

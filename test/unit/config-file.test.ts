@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { CONFIG_VARIABLES, configToRawOptions, loadConfigFile, mergeRawOptions, parseConfigFile } from '../../src/config-file.js';
+import { CONFIG_VARIABLES, MAX_CONFIG_BYTES, configOptions, configToRawOptions, loadConfigFile, mergeRawOptions, parseConfig, parseConfigFile } from '../../src/config-file.js';
 import { SetupError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
 
@@ -108,8 +108,8 @@ describe('parseConfigFile: errors name the file and the line', () => {
     ['backticks in double quotes', 'FCGIDIR="/a`pwd`"\n', '/etc/spawn-php.conf:1: command substitution is not allowed'],
     ['a command line', 'FCGIPORT=1\n$(reboot)\n', '/etc/spawn-php.conf:2: command substitution is not allowed'],
     ['${ with a command', 'FCGIDIR=${x:-$(id)}\n', '/etc/spawn-php.conf:1: command substitution is not allowed'],
-    ['unknown variable', 'FCGIPORT=1\n\nFOO=bar\n', "/etc/spawn-php.conf:3: unknown variable 'FOO' (known: SPAWNFCGI FCGIPROGRAM"],
-    ['unknown exported name', 'export FCGIPORT=1 FOO\n', "/etc/spawn-php.conf:1: unknown variable 'FOO'"],
+    ['command substitution in another variable', 'PHPRC="$(id)"\n', '/etc/spawn-php.conf:1: command substitution is not allowed'],
+    ['backticks in an exported variable', 'export TMPDIR=`mktemp -d`\n', '/etc/spawn-php.conf:1: command substitution is not allowed'],
     ['a command', 'FCGIPORT=1\nrm -rf /tmp/x\n', "/etc/spawn-php.conf:2: 'rm' is not an assignment"],
     ['a command after an assignment', 'FCGIPORT=1 php-cgi\n', "/etc/spawn-php.conf:1: 'php-cgi' is not an assignment"],
     ['blanks around =', 'FCGIPORT = 1\n', "/etc/spawn-php.conf:1: no blanks allowed around '=' (write FCGIPORT=value)"],
@@ -125,13 +125,17 @@ describe('parseConfigFile: errors name the file and the line', () => {
     ['tilde after a colon', 'ALLOWED_ENV=PATH\nFCGIDIR=/a:~/b\n', '/etc/spawn-php.conf:2: tilde expansion is not supported'],
     ['export options', 'export -n FCGIPORT\n', '/etc/spawn-php.conf:1: export options are not allowed'],
     ['export alone', 'export\n', "/etc/spawn-php.conf:1: 'export' without a name"],
-    ['a bad port', '\nFCGIPORT=70000\n', '/etc/spawn-php.conf:2: FCGIPORT: invalid port: 70000 (a number from 1 to 65535)'],
-    ['a bad child count', 'PHP_FCGI_CHILDREN=many\n', "/etc/spawn-php.conf:1: invalid value for PHP_FCGI_CHILDREN: 'many' (a whole number of at least 0)"],
-    ['a bad process count', 'FCGIPROCS=0\n', "/etc/spawn-php.conf:1: invalid value for FCGIPROCS: '0' (a whole number of at least 1)"],
-    ['a bad mode', 'SOCKMODE=rw\n', '/etc/spawn-php.conf:1: SOCKMODE: invalid socket mode: rw'],
-    ['a bad signal', 'KILL_SIGNAL=NOPE\n', "/etc/spawn-php.conf:1: invalid signal for KILL_SIGNAL: 'NOPE'"],
-    ['a bad timeout', 'KILL_TIMEOUT=soon\n', "/etc/spawn-php.conf:1: invalid duration for KILL_TIMEOUT: 'soon'"],
-    ['a bad address', 'FCGIADDR=no_such!\n', "/etc/spawn-php.conf:1: FCGIADDR: 'no_such!' is not a valid IP address"],
+    ['a bad port', '\nFCGIPORT=70000\n', '/etc/spawn-php.conf:2: invalid port: 70000 (FCGIPORT: expected an integer from 1 to 65535)'],
+    ['a bad child count', 'PHP_FCGI_CHILDREN=many\n', "/etc/spawn-php.conf:1: invalid value for PHP_FCGI_CHILDREN: 'many' (expected an integer from 0 to 65535)"],
+    ['a bad process count', 'FCGIPROCS=0\n', "/etc/spawn-php.conf:1: invalid value for FCGIPROCS: '0' (expected an integer from 1 to 4096)"],
+    ['too many processes', 'FCGI_CHILDREN=100000\n', "/etc/spawn-php.conf:1: invalid value for FCGI_CHILDREN: '100000' (expected an integer from 1 to 4096)"],
+    ['a bad mode', 'SOCKMODE=rw\n', "/etc/spawn-php.conf:1: invalid value for SOCKMODE: 'rw' (expected an octal mode"],
+    ['a bad signal', 'KILL_SIGNAL=NOPE\n', "/etc/spawn-php.conf:1: invalid value for KILL_SIGNAL: 'NOPE' (expected a signal name"],
+    ['a signal that does not stop', 'KILL_SIGNAL=CONT\n', "/etc/spawn-php.conf:1: invalid value for KILL_SIGNAL: 'CONT' (expected a signal that ends a process"],
+    ['a bad timeout', 'KILL_TIMEOUT=soon\n', "/etc/spawn-php.conf:1: invalid value for KILL_TIMEOUT: 'soon' (expected a duration"],
+    ['a bad address', 'FCGIADDR=no_such!\n', "/etc/spawn-php.conf:1: 'no_such!' is not a valid IP address (FCGIADDR: expected"],
+    ['$V$V doubling stops at the value limit', `V=${'x'.repeat(1000)}\n${'V=$V$V\n'.repeat(40)}`, '/etc/spawn-php.conf:9: the value of this variable is longer than 130816 bytes'],
+    ['a value over the limit', `FCGI_WEB_SERVER_ADDRS=${'127.0.0.1,'.repeat(14000)}\n`, '/etc/spawn-php.conf:1: the value of FCGI_WEB_SERVER_ADDRS is longer than 130816 bytes'],
     ['a bad name in ALLOWED_ENV', 'ALLOWED_ENV="PATH 1X"\n', "/etc/spawn-php.conf:1: ALLOWED_ENV: '1X' is not a variable name"],
     ['socket and port', 'FCGISOCKET=/tmp/s\n\nFCGIPORT=9000\n', '/etc/spawn-php.conf:3: FCGISOCKET (line 1) and FCGIPORT (line 3) are both set'],
     ['aliases that disagree', 'FCGIPROCS=2\nFCGI_CHILDREN=3\n', '/etc/spawn-php.conf:2: FCGIPROCS (line 1) and FCGI_CHILDREN (line 2) disagree'],
@@ -146,7 +150,11 @@ describe('parseConfigFile: errors name the file and the line', () => {
   }
 
   test('the file name is the one given', () => {
-    assert.equal(parseError('BAD=1', 'relative/php.conf'), `relative/php.conf:1: unknown variable 'BAD' (known: ${CONFIG_VARIABLES.join(' ')})`);
+    assert.equal(parseError('FCGIDIR=`x`', 'relative/php.conf'), 'relative/php.conf:1: command substitution is not allowed');
+  });
+
+  test('a file over 1 MiB is refused before parsing', () => {
+    assert.throws(() => parseConfig(`# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`, '/etc/big.conf'), /^SetupError: config file '\/etc\/big.conf' is larger than 1048576 bytes: refused$/);
   });
 
   test('same value under both aliases, and an empty one, are fine', () => {
@@ -327,5 +335,44 @@ describe('scripts/spawn-php.conf.example', () => {
       assert.ok(parsed[name] !== undefined, `${name} is not in the example`);
     }
     resolveOptions(configToRawOptions(parsed));
+  });
+});
+
+describe('other variables, as spawn-php.sh (which sources the file) means them', () => {
+  const options = (text: string) => {
+    const warnings: string[] = [];
+    const raw = configOptions(parseConfig(text, '/etc/php.conf'), (w) => warnings.push(w));
+    return { raw, warnings };
+  };
+
+  test('an exported variable named by ALLOWED_ENV reaches the app; a helper variable is used as $NAME', () => {
+    const { raw, warnings } = options('BASE=/srv/php\nexport PHPRC=/etc/php/8.2/cgi\nTMPDIR=$BASE/tmp\nFCGIDIR=$BASE\nALLOWED_ENV="PATH PHPRC TMPDIR"\n');
+    assert.deepEqual(raw.env, ['PHPRC=/etc/php/8.2/cgi', 'TMPDIR=/srv/php/tmp']);
+    assert.deepEqual(raw.copyEnv, ['PATH', 'PHPRC', 'TMPDIR', 'PHP_FCGI_MAX_REQUESTS', 'FCGI_WEB_SERVER_ADDRS']);
+    assert.equal(raw.d, '/srv/php');
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(resolveOptions({ ...raw, s: '/tmp/x.sock', app: ['x'] }).env, { PHPRC: '/etc/php/8.2/cgi', TMPDIR: '/srv/php/tmp' });
+  });
+
+  test('with ALLOWED_ENV, a name it does not list stays out (exported or not), with a warning', () => {
+    const { raw, warnings } = options('export PHPRC=/etc/php\nTMPDIR=/var/tmp/php\nALLOWED_ENV=PATH\n');
+    assert.equal(raw.env, undefined);
+    assert.deepEqual(warnings, [
+      '/etc/php.conf:1: PHPRC is set but not used: ALLOWED_ENV does not name it and no later line uses $PHPRC',
+      '/etc/php.conf:2: TMPDIR is set but not used: ALLOWED_ENV does not name it and no later line uses $TMPDIR',
+    ]);
+  });
+
+  test('without ALLOWED_ENV (the environment is kept), exported names reach the app, others do not', () => {
+    const { raw, warnings } = options('export PHPRC=/etc/php\nTMPDIR=/var/tmp/php\nFCGISOKET=/run/x.sock\nexport TMPDIR\nFCGISOCKET=/run/php.sock\n');
+    assert.deepEqual(raw.env, ['PHPRC=/etc/php', 'TMPDIR=/var/tmp/php']);
+    assert.equal(raw.copyEnv, undefined);
+    assert.deepEqual(warnings, ['/etc/php.conf:3: FCGISOKET is set but not used: it is not exported (and there is no ALLOWED_ENV) and no later line uses $FCGISOKET (did you mean FCGISOCKET?)']);
+  });
+
+  test('bash and dash read the same values', () => {
+    const text = 'BASE=/srv/php\nexport PHPRC="$BASE/etc"\nTMPDIR=${BASE}/tmp\nFCGIDIR=$TMPDIR\n';
+    assert.deepEqual(parseConfigFile(text, 'x'), { BASE: '/srv/php', PHPRC: '/srv/php/etc', TMPDIR: '/srv/php/tmp', FCGIDIR: '/srv/php/tmp' });
+    for (const shell of ['/bin/sh', '/bin/bash']) assert.equal(sourceWithShell(shell, text).FCGIDIR, '/srv/php/tmp');
   });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SetupError } from '../../src/errors.js';
-import { parseDuration, parseRlimit, parseSignal, resolveOptions, type RawOptions } from '../../src/options.js';
+import { MAX_DURATION_MS, MAX_PROCS, parseDuration, parseRlimit, parseSignal, resolveOptions, type RawOptions } from '../../src/options.js';
 
 const base: RawOptions = { s: '/tmp/x.sock', app: ['php-cgi'] };
 const fails = (raw: RawOptions, message: RegExp) =>
@@ -45,7 +45,7 @@ test('socket errors use spawn-fcgi messages', () => {
 });
 
 test('ports are validated, never wrapped', () => {
-  for (const port of ['0', '70000', 'abc', '12x', '-1', '65536']) fails({ p: port, app: ['x'] }, /^invalid port: /);
+  for (const port of ['0', '70000', 'abc', '12x', '-1', '65536']) fails({ p: port, app: ['x'] }, /^invalid port: .* \(-p: expected an integer from 1 to 65535\)$/);
   assert.deepEqual(resolveOptions({ p: '65535', app: ['x'] }).socket, { kind: 'tcp', host: '0.0.0.0', port: 65535 });
 });
 
@@ -54,7 +54,7 @@ test('addresses: IPv4 and IPv6 literals, host names, bracketed IPv6', () => {
   assert.equal((resolveOptions({ p: '9000', a: '[::1]', app: ['x'] }).socket as { host: string }).host, '::1');
   assert.equal((resolveOptions({ p: '9000', a: 'localhost', app: ['x'] }).socket as { host: string }).host, 'localhost');
   fails({ p: '9000', a: '1.2.3.4.5:', app: ['x'] }, /is not a valid IP address/);
-  fails({ p: '9000', a: 'a b', app: ['x'] }, /'a b' is not a valid IP address/);
+  fails({ p: '9000', a: 'a b', app: ['x'] }, /^'a b' is not a valid IP address \(-a: expected an IPv4 or IPv6 address or a host name\)$/);
 });
 
 test('abstract sockets', () => {
@@ -62,8 +62,8 @@ test('abstract sockets', () => {
 });
 
 test('numbers and modes are checked', () => {
-  fails({ ...base, M: '888' }, /invalid socket mode: 888/);
-  fails({ ...base, F: '0' }, /-F 0 starts no child/);
+  fails({ ...base, M: '888' }, /^invalid value for -M: '888' \(expected an octal mode from 0 to 7777, such as 0660\)$/);
+  fails({ ...base, F: '0' }, /^invalid value for -F: '0' \(expected an integer from 1 to 4096\)$/);
   fails({ ...base, F: 'x' }, /invalid value for -F: 'x'/);
   fails({ ...base, b: '0' }, /invalid value for -b/);
   fails({ ...base, restartDelay: '2s', maxRestartDelay: '1s' }, /--max-restart-delay/);
@@ -80,11 +80,12 @@ test('durations, signals, rlimits', () => {
   assert.equal(parseDuration('x', '250ms'), 250);
   assert.equal(parseDuration('x', '1m'), 60_000);
   assert.equal(parseDuration('x', '6h'), 21_600_000);
-  assert.throws(() => parseDuration('x', '1d'), /invalid duration for x: '1d' \(seconds, or a number with ms, s, m or h\)/);
+  assert.equal(parseDuration('x', '2d'), 172_800_000);
+  assert.throws(() => parseDuration('x', '1w'), /^SetupError: invalid value for x: '1w' \(expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d\)$/);
   assert.equal(parseSignal('x', 'TERM'), 15);
   assert.equal(parseSignal('x', 'SIGusr1'), 10);
   assert.equal(parseSignal('x', '12'), 12);
-  assert.throws(() => parseSignal('x', 'FOO'), /invalid signal for x: 'FOO'/);
+  assert.throws(() => parseSignal('x', 'FOO'), /invalid value for x: 'FOO' \(expected a signal name such as TERM or USR1, or a number\)/);
   assert.throws(() => parseSignal('x', '99'), SetupError);
   assert.equal(parseRlimit('NOFILE=4096'), 'nofile=4096');
   assert.equal(parseRlimit('as=1024:unlimited'), 'as=1024:unlimited');
@@ -98,4 +99,33 @@ test('environment options', () => {
   assert.equal(o.webServerAddrs, '127.0.0.1');
   fails({ ...base, env: ['=1'] }, /invalid --env '=1'/);
   fails({ ...base, copyEnv: ['A-B'] }, /invalid variable name for --copy-env: 'A-B'/);
+});
+
+test('bounds: -F up to MAX_PROCS, -b up to 65535, the flag, the value and the range in one shape', () => {
+  assert.equal(MAX_PROCS, 4096);
+  assert.equal(resolveOptions({ ...base, F: '4096' }).procs, 4096);
+  fails({ ...base, F: '4097' }, /^invalid value for -F: '4097' \(expected an integer from 1 to 4096\)$/);
+  fails({ ...base, F: '100000' }, /^invalid value for -F: '100000'/);
+  assert.equal(resolveOptions({ ...base, b: '65535' }).backlog, 65535);
+  fails({ ...base, b: '99999999999' }, /^invalid value for -b: '99999999999' \(expected an integer from 1 to 65535\)$/);
+  fails({ ...base, b: '-5' }, /^invalid value for -b: '-5'/);
+  fails({ ...base, C: '1e3' }, /^invalid value for -C: '1e3'/);
+  fails({ ...base, maxRss: '99999999999999', checkInterval: '1s' }, /^invalid value for --max-rss: '99999999999999' \(expected an integer from 1 to 16777216\)$/);
+});
+
+test('durations: up to 10 years accepted, more, negative or NaN refused', () => {
+  assert.equal(resolveOptions({ ...base, killTimeout: '1000h' }).killTimeoutMs, 3_600_000_000);
+  assert.equal(resolveOptions({ ...base, maxAge: '3650d' }).maxAgeMs, MAX_DURATION_MS);
+  assert.equal(resolveOptions({ ...base, killTimeout: '0' }).killTimeoutMs, 0);
+  for (const text of ['3651d', '87601h', '99999999999999999999', '-1s', 'NaN', 'Infinity', '1e9', '', ' ']) {
+    fails({ ...base, killTimeout: text }, /^invalid value for --kill-timeout: '.*' \(expected a duration from 0 to 10 years/);
+  }
+  fails({ ...base, maxAge: '11y' }, /^invalid value for --max-age: '11y'/);
+});
+
+test('--kill-signal: signals that do not end a process are refused', () => {
+  for (const name of ['STOP', 'TSTP', 'TTIN', 'TTOU', 'CONT', 'WINCH', 'CHLD', 'URG', 'sigcont', '19']) {
+    fails({ ...base, killSignal: name }, /^invalid value for --kill-signal: '.*' \(expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIG[A-Z]+ does not\)$/);
+  }
+  for (const name of ['TERM', 'INT', 'QUIT', 'USR1', 'USR2', 'KILL', 'HUP']) assert.ok(resolveOptions({ ...base, killSignal: name }).killSignal > 0);
 });
