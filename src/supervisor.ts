@@ -4,7 +4,8 @@ import { defaultControlPath, startControlServer, startMetricsServer } from './co
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
-import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
+import { checkHelper, helperPath } from './helper-binary.js';
+import type { LaunchSpec } from './launcher.js';
 import { locateApp } from './app-path.js';
 import { Logger } from './log.js';
 import { signalName, type Options } from './options.js';

@@ -251,7 +251,12 @@ describe('each failure writes one line to the status fd and exits 111', () => {
     { name: 'parent already gone', args: () => ['--pdeathsig', '15', '--parent', '1', '--', '/bin/true'], message: () => 'parent 1 died before exec' },
     { name: 'no program', args: () => ['--listen', '1', '--'], message: () => 'usage: spawn-fcgi-ts-helper [' },
     { name: 'unknown option', args: () => ['--frobnicate', '1', '--', '/bin/true'], message: () => "usage: unknown option '--frobnicate'" },
-    { name: '--user without ids', args: () => ['--user', 'nobody', '--', '/bin/true'], message: () => 'usage: --user needs --gid or --uid' },
+    { name: '--groups without ids', args: () => ['--groups', '65534', '--', '/bin/true'], message: () => 'usage: --groups needs --gid or --uid' },
+    { name: '--groups with a name', args: () => ['--groups', 'nogroup', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups 'nogroup'" },
+    { name: '--groups with an empty item', args: () => ['--groups', '1,,2', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,,2'" },
+    { name: '--groups with a trailing comma', args: () => ['--groups', '1,', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,'" },
+    { name: '--groups with a negative id', args: () => ['--groups', '-1', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '-1'" },
+    { name: '--user is gone (no NSS call in the helper)', args: () => ['--user', 'nobody', '--gid', '65534', '--', '/bin/true'], message: () => "usage: unknown option '--user'" },
   ];
 
   for (const c of cases) {
@@ -399,8 +404,8 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     if (errors.length > 0) throw errors[0];
   });
 
-  test('--gid --user --uid sets uid, gid and the supplementary groups', { timeout: 10000 }, async (t) => {
-    const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--user', user, '--uid', String(uid), '--', '/bin/sleep', '5']);
+  test('--gid --groups --uid sets uid, gid and the supplementary groups', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
     assert.deepEqual(ids(status.Uid), Array(4).fill(String(uid)));
@@ -408,7 +413,15 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     assert.deepEqual(ids(status.Groups).sort(), [String(gid), String(extraGid)].sort());
   });
 
-  test('without --user the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
+  test('resolveCredentials gives the groups initgroups() would: the target gid and the memberships', async () => {
+    const { resolveCredentials } = await import('../../src/identity.js');
+    assert.deepEqual(resolveCredentials(user, undefined), { uid, gid, userName: user, groups: [gid, extraGid] });
+    assert.deepEqual(resolveCredentials(user, 'nogroup').groups, [Number(sh('getent', 'group', 'nogroup').split(':')[2]), extraGid]);
+    assert.deepEqual(resolveCredentials(String(uid), undefined).groups, [gid, extraGid]);
+    assert.deepEqual(resolveCredentials(undefined, String(gid)), { gid, groups: [] });
+  });
+
+  test('without --groups the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
@@ -426,7 +439,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
   });
 
   test('--pdeathsig survives the privilege drop', { timeout: 10000 }, async (t) => {
-    const { shell, pid } = await underShell(t, ['--gid', String(gid), '--user', user, '--uid', String(uid), '--pdeathsig', String(SIGTERM)]);
+    const { shell, pid } = await underShell(t, ['--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--pdeathsig', String(SIGTERM)]);
     assert.deepEqual(ids(procStatus(pid)!.Uid), Array(4).fill(String(uid)));
     process.kill(shell.pid, 'SIGKILL');
     await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 1000);
@@ -461,10 +474,10 @@ test('--chroot --chdir: a static app runs in an empty jail on an fd bound outsid
   assert.match(body, /^uid=0 euid=0$/m);
 });
 
-test('--chroot with a drop to nobody: groups are set up before the jail hides /etc/group', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
+test('--chroot with a drop to nobody: the groups are set in the jail, where /etc/group is out of reach', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
   const nobody = sh('id', '-u', 'nobody');
   const nogroup = sh('id', '-g', 'nobody');
-  const { body } = await chrootedResponder(t, ['--gid', nogroup, '--user', 'nobody', '--uid', nobody]);
+  const { body } = await chrootedResponder(t, ['--gid', nogroup, '--groups', nogroup, '--uid', nobody]);
   assert.match(body, /^cwd=\/www$/m);
   assert.match(body, new RegExp(`^uid=${nobody} euid=${nobody}$`, 'm'));
   assert.match(body, new RegExp(`^gid=${nogroup} egid=${nogroup}$`, 'm'));
