@@ -89,14 +89,3 @@ await build({
   format: 'esm',
   logLevel: 'warning',
 });
-
-// The helper check, for scripts/install.mjs (npm install / npm rebuild), which runs before any bundle.
-await build({
-  entryPoints: [path('src/helper-binary.ts')],
-  outfile: path('dist/helper-binary.mjs'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  logLevel: 'warning',
-});

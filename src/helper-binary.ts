@@ -96,9 +96,16 @@ function elfInterpreter(path: string, header: Buffer, littleEndian: boolean): st
   return undefined;
 }
 
-/** The one-line reason no helper can run here, naming the fix; undefined when it can run. */
+/**
+ * The one-line reason no helper can run here, naming the fix; undefined when it can run. The package has
+ * no install script (npm asks users to approve those), so the fix is the build script it ships.
+ */
 export function checkHelper(path: string): string | undefined {
   const problem = binaryProblem(path);
   if (problem === undefined) return undefined;
-  return `no native helper for linux-${process.arch}: ${path} is ${problem}; rebuild with 'npm rebuild spawn-fcgi-ts' (needs a C compiler)`;
+  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
+  const fix = fromEnv !== undefined && fromEnv !== ''
+    ? 'point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it'
+    : `rebuild it with 'sh ${fileURLToPath(new URL('../scripts/build-helper.sh', import.meta.url))} --force' (needs a C compiler)`;
+  return `no native helper for linux-${process.arch}: ${path} is ${problem}; ${fix}`;
 }
