@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # command -> Debian package
 needs="php-cgi:php-cgi cgi-fcgi:libfcgi-bin nginx:nginx lighttpd:lighttpd cc:gcc spawn-fcgi:spawn-fcgi
 multiwatch:multiwatch wrk:wrk socat:socat ip:iproute2 fcgiwrap:fcgiwrap getent:libc-bin
-systemd-socket-activate:systemd start-stop-daemon:dpkg ps:procps"
+systemd-socket-activate:systemd start-stop-daemon:dpkg ps:procps
+aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu qemu-aarch64:qemu-user man:man-db readelf:binutils unshare:util-linux"
 missing=""
 for pair in $needs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing="$missing ${pair#*:}"
