@@ -56,6 +56,7 @@ build() {
 
 # native COMPILER ARCH NAME SOURCE: a program the product needs, static and stripped. A host build that
 # cannot link statically (no libc.a) falls back to a dynamic one that runs here, unless --all.
+# Returns 1 (after printing the compiler's errors) when it cannot be built.
 native() {
 	cc=$1 arch=$2 out=build/$2/$3 src=$4
 	mkdir -p "build/$arch"
@@ -69,29 +70,32 @@ native() {
 		cat "build/.cc-errors.$$" >&2
 		rm -f "build/.cc-errors.$$"
 		echo "build-helper: compiling $src for $arch with $cc failed" >&2
-		exit 1
+		return 1
 	fi
 	rm -f "build/.cc-errors.$$"
 }
 
 # arch ARCH COMPILER: both programs for one architecture
 arch() {
-	native "$2" "$1" spawn-fcgi-ts-helper src/native/helper.c
-	native "$2" "$1" spawn-fcgi-ts-notify src/native/notify.c
+	native "$2" "$1" spawn-fcgi-ts-helper src/native/helper.c && native "$2" "$1" spawn-fcgi-ts-notify src/native/notify.c
 }
 
-arch "$host" "$CC"
+arch "$host" "$CC" || exit 1
 for other in x64 arm64; do
 	[ "$other" = "$host" ] && continue
 	case $other in
-	x64) cross=${CC_X64:-x86_64-linux-gnu-gcc} ;;
-	arm64) cross=${CC_ARM64:-aarch64-linux-gnu-gcc} ;;
+	x64) cross=${CC_X64:-x86_64-linux-gnu-gcc} dev=libc6-dev-amd64-cross ;;
+	arm64) cross=${CC_ARM64:-aarch64-linux-gnu-gcc} dev=libc6-dev-arm64-cross ;;
 	esac
-	if command -v "$cross" >/dev/null 2>&1; then
-		arch "$other" "$cross"
-	elif [ "$all" -eq 1 ]; then
-		echo "build-helper: no cross compiler for $other ('$cross'): a release must carry every architecture; on Debian: apt-get install -y gcc-aarch64-linux-gnu (or gcc-x86-64-linux-gnu)" >&2
-		exit 1
+	if ! command -v "$cross" >/dev/null 2>&1; then
+		if [ "$all" -eq 1 ]; then
+			echo "build-helper: no cross compiler for $other ('$cross'): a release must carry every architecture; on Debian: apt-get install -y gcc-aarch64-linux-gnu libc6-dev-arm64-cross (or gcc-x86-64-linux-gnu libc6-dev-amd64-cross)" >&2
+			exit 1
+		fi
+	elif ! arch "$other" "$cross"; then
+		[ "$all" -eq 1 ] && exit 1
+		# Optional outside a release: the host's programs are what this checkout runs.
+		echo "build-helper: WARNING: no $other build (is $dev installed?); 'npm pack' will refuse until there is one" >&2
 	fi
 done
 

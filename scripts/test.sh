@@ -14,6 +14,7 @@ for pair in $needs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing="$missing ${pair#*:}"
 done
 [ -f /usr/include/fcgiapp.h ] || missing="$missing libfcgi-dev"
+[ -f /usr/aarch64-linux-gnu/lib/libc.a ] || missing="$missing libc6-dev-arm64-cross"
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
 [ -f /usr/share/perl5/FCGI.pm ] || [ -n "$(find /usr/lib -name FCGI.pm -path '*perl*' 2>/dev/null | head -1)" ] || missing="$missing libfcgi-perl"
 if [ -n "$missing" ]; then
