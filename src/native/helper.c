@@ -19,6 +19,15 @@
  * through NSS): the helper makes no NSS call, so it links statically and one
  * binary per architecture runs on any libc.
  *
+ *   spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]
+ *
+ * Init mode, for the supervisor when it is PID 1 of a container: fork and run
+ * PROGRAM (the supervisor again), forward every signal to it, reap every
+ * process that ends up as our child (orphaned grandchildren such as php-cgi
+ * workers whose master died: Node only reaps its own children), and exit
+ * with PROGRAM's status (128+N for signal N).  Not PID 1 itself, it makes
+ * itself a child subreaper so that the orphans come to it.
+ *
  * Linux only; C99/gnu11; must stay warning-free with -Wall -Wextra.
  */
 #define _GNU_SOURCE
@@ -38,6 +47,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_SETUP_FAILED 111
@@ -252,6 +262,50 @@ static void close_from(unsigned int lo, unsigned int hi)
 	}
 }
 
+/* --init: a minimal init (see the header comment); never returns. */
+static void __attribute__((noreturn)) run_init(char **prog)
+{
+	sigset_t all, old;
+	pid_t child;
+
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		fail("sigprocmask failed: %s", strerror(errno));
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) < 0)
+		fail("prctl(PR_SET_CHILD_SUBREAPER) failed: %s", strerror(errno));
+	child = fork();
+	if (child < 0)
+		fail("fork failed: %s", strerror(errno));
+	if (child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execv(prog[0], prog);
+		fail("exec('%s') failed: %s", prog[0], strerror(errno));
+	}
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(&all, &info), status;
+		pid_t pid;
+
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("sigwaitinfo failed: %s", strerror(errno));
+		}
+		if (sig != SIGCHLD) {
+			kill(child, sig);
+			continue;
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != child)
+				continue;
+			/* Reap what else is already dead, then go: our exit ends a PID namespace. */
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit_req rlimits[MAX_RLIMITS];
@@ -261,6 +315,12 @@ int main(int argc, char **argv)
 	const char *chroot_dir = NULL, *chdir_dir = NULL;
 	struct group_list groups = { 0, 0, NULL };
 	unsigned long v;
+
+	if (argc > 1 && strcmp(argv[1], "--init") == 0) {
+		if (argc < 4 || strcmp(argv[2], "--") != 0)
+			fail("usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]");
+		run_init(argv + 3);
+	}
 
 	/* The status fd is needed first, so that even usage errors reach it. */
 	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {

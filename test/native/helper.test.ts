@@ -483,3 +483,45 @@ test('--chroot with a drop to nobody: the groups are set in the jail, where /etc
   assert.match(body, new RegExp(`^gid=${nogroup} egid=${nogroup}$`, 'm'));
   assert.match(body, new RegExp(`^groups=${nogroup}$`, 'm'));
 });
+
+// ---------------------------------------------------------------- init mode (PID 1 of a container)
+
+describe('--init: a child subreaper that forwards signals and relays the exit status', () => {
+  test("exits with the program's status", { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'exit 7']);
+    assert.deepEqual(await r.exit, { code: 7, signal: null });
+  });
+
+  test('128 + N when the program dies of signal N', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'kill -9 $$']);
+    assert.deepEqual(await r.exit, { code: 137, signal: null });
+  });
+
+  test('forwards signals to the program', { timeout: 10000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-init-');
+    const ready = join(dir, 'ready');
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `trap 'exit 5' TERM; touch ${ready}; while :; do sleep 0.05; done`]);
+    await waitFor('the program to set its trap', () => fs.existsSync(ready), 5000);
+    process.kill(r.pid, 'SIGTERM');
+    assert.deepEqual(await r.exit, { code: 5, signal: null });
+  });
+
+  test('reaps orphaned grandchildren (no zombie left behind)', { timeout: 10000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-init-');
+    const orphanPidFile = join(dir, 'orphan');
+    // The subshell forks `sleep` and exits: sleep is orphaned, reparented to the helper (a subreaper), and dies.
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `(sleep 0.3 & echo $! > ${orphanPidFile}); exec sleep 30`]);
+    await waitFor('the orphan pid', () => fs.existsSync(orphanPidFile) && fs.readFileSync(orphanPidFile, 'utf8').endsWith('\n'), 5000);
+    const orphan = Number(fs.readFileSync(orphanPidFile, 'utf8'));
+    assert.equal(procStatus(orphan)?.PPid, String(r.pid), 'the orphan belongs to the helper');
+    await waitFor(`orphan ${orphan} to be reaped`, () => procStatus(orphan) === undefined, 5000);
+    process.kill(r.pid, 'SIGTERM');
+    assert.deepEqual(await r.exit, { code: 143, signal: null });
+  });
+
+  test('usage: --init needs -- PROGRAM', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '/bin/true']);
+    assert.deepEqual(await r.exit, { code: 111, signal: null });
+    assert.equal(r.stderr(), 'usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]\n');
+  });
+});
