@@ -24,6 +24,9 @@ for arg in "$@"; do
 	esac
 done
 
+# A release rebuilds everything: an up-to-date file may be a dynamic fallback build.
+[ "$all" -eq 1 ] && force=1
+
 CC=${CC:-cc}
 if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "build-helper: no C compiler found (\$CC='$CC'); install one, e.g. apt-get install -y gcc libc6-dev" >&2
