@@ -119,6 +119,17 @@ describe('the shipped helpers', () => {
     });
   }
 
+  test('the helper runs with no libc, loader or NSS file around it (an empty chroot)', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+    const jail = join(dir, 'jail');
+    execFileSync('mkdir', ['-p', jail]);
+    copyFileSync(HOST_HELPER, join(jail, 'helper'));
+    chmodSync(join(jail, 'helper'), 0o755);
+    // In the jail it drops to nobody with two supplementary groups, then fails to exec a missing program.
+    const run = spawnSync('chroot', [jail, '/helper', '--gid', '65534', '--groups', '65534,100', '--uid', '65534', '--', '/nothing'], { encoding: 'utf8' });
+    assert.equal(run.stderr, "exec('/nothing') failed: No such file or directory\n");
+    assert.equal(run.status, 111);
+  });
+
   test('the arm64 helper runs under qemu-user', { skip: process.arch !== 'x64' || !hasCommand('qemu-aarch64') ? 'needs x64 and qemu-aarch64 (apt-get install qemu-user)' : false }, () => {
     // Its usage error: parsed its argv, wrote one line, exited 111: a working static aarch64 program.
     const run = spawnSync('qemu-aarch64', [nativeBinaryPath('spawn-fcgi-ts-helper', 'arm64'), '--groups', '1,2', '--gid', '2'], { encoding: 'utf8' });

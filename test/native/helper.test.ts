@@ -421,6 +421,22 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     assert.deepEqual(resolveCredentials(undefined, String(gid)), { gid, groups: [] });
   });
 
+  test("resolveCredentials falls back to 'id -G' where getent has no initgroups database (musl, busybox)", async (t) => {
+    const bin = tempDir(t, 'sfts-getent-');
+    const real = sh('sh', '-c', 'command -v getent');
+    fs.writeFileSync(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = initgroups ] && { echo "Unknown database: $1" >&2; exit 1; }\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const { resolveCredentials } = await import('../../src/identity.js');
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      assert.deepEqual(resolveCredentials(user, undefined).groups, [gid, extraGid]);
+      // -g other than the primary group: the primary group is not a membership, so it is left out.
+      assert.deepEqual(resolveCredentials(user, 'nogroup').groups, [Number(sh('getent', 'group', 'nogroup').split(':')[2]), extraGid]);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
   test('without --groups the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
