@@ -2,8 +2,9 @@
 // The spawn-fcgi-ts command: runs the bundle (main.cjs, next to this file) through V8's code cache.
 // Compiling the ~300 KB bundle is a third of start-up; with the cache (main.cjs.cache, written by the build,
 // rewritten whenever V8 rejects it, e.g. after a Node.js upgrade) it is read instead of compiled.
+// As PID 1 (a container) it first puts an init process between itself and the supervisor (runUnderInit).
 import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { Script } from 'node:vm';
@@ -19,22 +20,42 @@ else runBundle();
  */
 function runUnderInit() {
   const helper = process.env.SPAWN_FCGI_TS_HELPER || new URL(`../build/${process.arch}/spawn-fcgi-ts-helper`, import.meta.url).pathname;
-  try {
-    accessSync(helper, constants.X_OK);
-  } catch {
-    runBundle(); // It reports the missing helper itself (or has no use for it: -v, status...).
+  if (!isNativeProgram(helper)) {
+    runBundle(); // It says why the helper cannot run, in one line (or has no use for it: -v, status...).
     return;
   }
   const script = new URL(import.meta.url).pathname;
   const init = spawn(helper, ['--init', '--', process.execPath, ...process.execArgv, script, ...process.argv.slice(2)], { stdio: 'inherit' });
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH']) {
-    process.on(signal, () => init.kill(signal));
-  }
-  init.once('error', (error) => {
-    process.stderr.write(`spawn-fcgi-ts: could not start ${helper} --init: ${error.message}\n`);
-    process.exit(255);
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH'];
+  const forward = (signal) => init.kill(signal);
+  for (const signal of signals) process.on(signal, forward);
+  init.once('error', () => {
+    // The helper cannot run here (another architecture...): the command says so itself, in one line.
+    for (const signal of signals) process.off(signal, forward);
+    runBundle();
   });
   init.once('exit', (code, signal) => process.exit(code ?? 128 + (osConstants.signals[signal] ?? 0)));
+}
+
+/**
+ * An executable ELF file for this machine (e_machine)? Spawning anything else would not fail cleanly:
+ * execvp() hands a file it cannot exec (ENOEXEC: an arm64 build on x64) to /bin/sh.
+ */
+function isNativeProgram(path) {
+  const machines = { x64: 62, arm64: 183 };
+  try {
+    accessSync(path, constants.X_OK);
+    const header = Buffer.alloc(20);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, header, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return header.toString('latin1', 0, 4) === '\x7fELF' && header.readUInt16LE(18) === machines[process.arch];
+  } catch {
+    return false;
+  }
 }
 
 function runBundle() {

@@ -8,9 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, fcgiGet, requireBuild, track, untrack, type Exit } from '../helpers/pool.js';
+import { CLI, fcgiGet, requireBuild, RESPONDER, track, untrack, type Exit } from '../helpers/pool.js';
 import { readStatus, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 
 const PHP_CGI = '/usr/bin/php-cgi';
@@ -110,4 +110,22 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
   assert.deepEqual(exit, { code: 0, signal: null }, container.stderr());
   assert.match(container.stderr(), /stopping \(SIGTERM\)/);
   assert.match(container.stderr(), /all children gone/);
+});
+
+test('as PID 1 with a helper that cannot run here: the same one-line error, exit 255', { timeout: 30_000, skip: canUnshare ? false : 'unshare --pid is not permitted here' }, async () => {
+  // A file execvp() cannot exec (ENOEXEC) would be handed to /bin/sh: PID 1 must not even try it.
+  const broken = join(dir, 'broken-helper');
+  copyFileSync(RESPONDER, broken);
+  const bytes = readFileSync(broken);
+  bytes.writeUInt16LE(process.arch === 'arm64' ? 62 : 183, 18);
+  writeFileSync(broken, bytes);
+  chmodSync(broken, 0o755);
+  const run = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, CLI, '-n', '-s', join(dir, 'b.sock'), '--', RESPONDER], {
+    encoding: 'utf8',
+    env: { ...process.env, SPAWN_FCGI_TS_HELPER: broken },
+    timeout: 20_000,
+  });
+  assert.equal(run.status, 255, run.stderr);
+  const lines = run.stderr.split('\n').filter((line) => line !== '' && !line.includes('runs as root'));
+  assert.deepEqual(lines, [`spawn-fcgi-ts: no native helper for linux-${process.arch}: ${broken} is an ELF executable for ${process.arch === 'arm64' ? 'x64' : 'arm64'}, not ${process.arch}; point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it`]);
 });
