@@ -4,14 +4,14 @@
 // (execa and yargs alone are ~70 ms each unbundled on these machines) and compiles almost nothing.
 import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const root = new URL('..', import.meta.url);
 const path = (relative) => new URL(relative, root).pathname;
 const { version } = JSON.parse(readFileSync(path('package.json'), 'utf8'));
 
-await build({
+const bundled = await build({
   entryPoints: [path('src/cli.ts')],
   outfile: path('dist/main.cjs'),
   bundle: true,
@@ -19,16 +19,41 @@ await build({
   target: 'node20',
   format: 'cjs',
   minify: true,
-  legalComments: 'none',
+  // The licences of the bundled packages go to dist/THIRD-PARTY-NOTICES (below); their few /*! */ comments too.
+  legalComments: 'eof',
+  metafile: true,
   define: { SPAWN_FCGI_TS_VERSION: JSON.stringify(version), 'import.meta.url': '__import_meta_url' },
   banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
 // vm.Script (the loader) has no dynamic import(): every module must be bundled or require()d.
 if (/\bimport\(/.test(readFileSync(path('dist/main.cjs'), 'utf8'))) throw new Error('dist/main.cjs calls import(): make that import static');
+writeThirdPartyNotices(bundled.metafile);
 copyFileSync(path('src/loader.mjs'), path('dist/cli.mjs'));
 chmodSync(path('dist/cli.mjs'), 0o755);
 await writeCodeCache();
+
+/**
+ * dist/THIRD-PARTY-NOTICES: the name, version, licence and licence text of every npm package whose code the
+ * bundle contains (read from esbuild's metafile), as their licences (MIT, ISC) require of a redistribution.
+ */
+function writeThirdPartyNotices(metafile) {
+  const packages = new Map();
+  for (const input of Object.keys(metafile.inputs)) {
+    const match = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (match) packages.set(match[1], input.slice(0, match.index + match[0].length));
+  }
+  const sections = [...packages].sort(([a], [b]) => a.localeCompare(b)).map(([name, dir]) => {
+    const manifest = JSON.parse(readFileSync(path(`${dir}package.json`), 'utf8'));
+    const licenceFile = readdirSync(path(dir)).find((file) => /^(licen[cs]e|copying)([.-]|$)/i.test(file));
+    if (licenceFile === undefined) throw new Error(`build: ${name} has no licence file: cannot write its notice`);
+    const text = readFileSync(path(`${dir}${licenceFile}`), 'utf8').trim();
+    return `${name} ${manifest.version} (${manifest.license ?? 'see below'})\n${manifest.homepage ?? manifest.repository?.url ?? ''}\n\n${text}\n`;
+  });
+  const intro = 'dist/main.cjs bundles code from the npm packages below. Their licence notices follow.\n';
+  writeFileSync(path('dist/THIRD-PARTY-NOTICES'), [intro, ...sections].join(`\n${'-'.repeat(78)}\n\n`));
+  if (!existsSync(path('dist/THIRD-PARTY-NOTICES'))) throw new Error('build: dist/THIRD-PARTY-NOTICES not written');
+}
 
 /**
  * One real run writes dist/main.cjs.cache: a pool of the static responder started, serving, and stopped,

@@ -4,8 +4,13 @@ import { SetupError } from './errors.js';
 export interface Credentials {
   uid?: number;
   gid?: number;
-  /** Name for initgroups (supplementary groups); known when the user exists in the passwd database. */
+  /** The user's name; known when the user exists in the passwd database. */
   userName?: string;
+  /**
+   * The supplementary groups the helper sets (setgroups): what initgroups(userName, gid) would set, i.e. gid
+   * and the groups that list the user as a member; empty when the user has no passwd entry.
+   */
+  groups?: number[];
 }
 
 export interface SocketOwner {
@@ -70,7 +75,33 @@ export function resolveCredentials(user: string | undefined, group: string | und
     credentials.gid = primaryGid;
   }
   if (credentials.gid === 0) throw new SetupError('I will not set gid to 0');
+  if (credentials.uid !== undefined || credentials.gid !== undefined) {
+    credentials.groups = credentials.userName === undefined ? [] : supplementaryGroups(credentials.userName, credentials.gid!, primaryGid);
+  }
   return credentials;
+}
+
+/**
+ * initgroups(3) in TypeScript, so that the native helper makes no NSS call and can be linked statically:
+ * `getent initgroups USER` asks NSS the very question initgroups() asks (files, LDAP, sssd alike) and lists
+ * the groups naming USER as a member; `gid` comes first, as initgroups adds it. Where getent has no
+ * initgroups database (musl's, busybox's), `id -G USER` answers the same through getgrouplist(), with the
+ * passwd primary group added: dropped unless it is `gid`.
+ */
+function supplementaryGroups(userName: string, gid: number, primaryGid: number | undefined): number[] {
+  let members: number[];
+  const fromGetent = execaSync('getent', ['initgroups', userName], { reject: false, extendEnv: true });
+  if (fromGetent.exitCode === 0 && typeof fromGetent.stdout === 'string' && fromGetent.stdout !== '') {
+    members = fromGetent.stdout.trim().split(/\s+/).slice(1).map(Number);
+  } else {
+    const fromId = execaSync('id', ['-G', '--', userName], { reject: false, extendEnv: true });
+    if (fromId.exitCode !== 0 || typeof fromId.stdout !== 'string') {
+      throw new SetupError(`can't find the groups of user ${userName}: 'getent initgroups' and 'id -G' failed`);
+    }
+    members = fromId.stdout.trim().split(/\s+/).filter((field) => field !== '').map(Number).filter((id) => id !== primaryGid);
+  }
+  if (members.some((id) => !Number.isSafeInteger(id) || id < 0)) throw new SetupError(`can't read the groups of user ${userName}`);
+  return [...new Set([gid, ...members])];
 }
 
 function resolveGroup(group: string): number {

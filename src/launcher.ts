@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { helperPath } from './helper-binary.js';
 import type { Credentials } from './identity.js';
 import { splitLines } from './lines.js';
 
@@ -35,26 +34,13 @@ export interface LaunchedChild {
   signal(signal: number | NodeJS.Signals): void;
 }
 
-const HELPER_NAME = 'spawn-fcgi-ts-helper';
-
-/** build/ sits next to dist/ and src/, so the same relative URL works from the bundle and from the sources. */
-export function helperPath(): string {
-  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  return fileURLToPath(new URL(`../build/${HELPER_NAME}`, import.meta.url));
-}
-
-export function checkHelper(path: string): string | undefined {
-  return existsSync(path) ? undefined : `native helper not found at ${path}: run 'npm run build:helper' (needs a C compiler)`;
-}
-
 /** The helper's argv: its options in the order it applies them, then the app. */
 export function helperArguments(spec: LaunchSpec): string[] {
   const args = ['--status-fd', '3', '--listen', String(spec.backlog)];
   for (const limit of spec.rlimits) args.push('--rlimit', limit);
-  const { uid, gid, userName } = spec.credentials;
+  const { uid, gid, groups } = spec.credentials;
   if (gid !== undefined) args.push('--gid', String(gid));
-  if (userName !== undefined && (uid !== undefined || gid !== undefined)) args.push('--user', userName);
+  if (groups !== undefined && (uid !== undefined || gid !== undefined)) args.push('--groups', groups.join(','));
   if (spec.chroot !== undefined) args.push('--chroot', spec.chroot);
   if (uid !== undefined) args.push('--uid', String(uid));
   if (spec.chdir !== undefined) args.push('--chdir', spec.chdir);

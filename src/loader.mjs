@@ -2,28 +2,82 @@
 // The spawn-fcgi-ts command: runs the bundle (main.cjs, next to this file) through V8's code cache.
 // Compiling the ~300 KB bundle is a third of start-up; with the cache (main.cjs.cache, written by the build,
 // rewritten whenever V8 rejects it, e.g. after a Node.js upgrade) it is read instead of compiled.
-import { readFileSync, writeFileSync } from 'node:fs';
+// As PID 1 (a container) it first puts an init process between itself and the supervisor (runUnderInit).
+import { spawn } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { Script } from 'node:vm';
 
-const bundle = new URL('main.cjs', import.meta.url).pathname;
-const cacheFile = `${bundle}.cache`;
-let cachedData;
-try {
-  cachedData = readFileSync(cacheFile);
-} catch {
-  // No cache yet: compile, and write one below.
-}
-const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
-if (cachedData === undefined || script.cachedDataRejected) {
-  // At exit, so that it holds the functions compiled while running, not only the top level.
-  process.once('exit', () => {
-    try {
-      writeFileSync(cacheFile, script.createCachedData());
-    } catch {
-      // Read-only install: run without a cache.
-    }
+if (process.pid === 1) runUnderInit();
+else runBundle();
+
+/**
+ * PID 1 of a container gets every orphan of the namespace (php-cgi workers whose master died...), and Node
+ * reaps only its own children: they would pile up as zombies. So PID 1 runs the command again under the
+ * native helper's init mode (a child subreaper that reaps everything and forwards signals) and only relays
+ * signals to it and its exit status back. `docker run --init` (tini) avoids this extra process.
+ */
+function runUnderInit() {
+  const helper = process.env.SPAWN_FCGI_TS_HELPER || new URL(`../build/${process.arch}/spawn-fcgi-ts-helper`, import.meta.url).pathname;
+  if (!isNativeProgram(helper)) {
+    runBundle(); // It says why the helper cannot run, in one line (or has no use for it: -v, status...).
+    return;
+  }
+  const script = new URL(import.meta.url).pathname;
+  const init = spawn(helper, ['--init', '--', process.execPath, ...process.execArgv, script, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH'];
+  const forward = (signal) => init.kill(signal);
+  for (const signal of signals) process.on(signal, forward);
+  init.once('error', () => {
+    // The helper cannot run here (another architecture...): the command says so itself, in one line.
+    for (const signal of signals) process.off(signal, forward);
+    runBundle();
   });
+  init.once('exit', (code, signal) => process.exit(code ?? 128 + (osConstants.signals[signal] ?? 0)));
 }
-const module = { exports: {} };
-script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, new URL('.', import.meta.url).pathname);
+
+/**
+ * An executable ELF file for this machine (e_machine)? Spawning anything else would not fail cleanly:
+ * execvp() hands a file it cannot exec (ENOEXEC: an arm64 build on x64) to /bin/sh.
+ */
+function isNativeProgram(path) {
+  const machines = { x64: 62, arm64: 183 };
+  try {
+    accessSync(path, constants.X_OK);
+    const header = Buffer.alloc(20);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, header, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return header.toString('latin1', 0, 4) === '\x7fELF' && header.readUInt16LE(18) === machines[process.arch];
+  } catch {
+    return false;
+  }
+}
+
+function runBundle() {
+  const bundle = new URL('main.cjs', import.meta.url).pathname;
+  const cacheFile = `${bundle}.cache`;
+  let cachedData;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache yet: compile, and write one below.
+  }
+  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  if (cachedData === undefined || script.cachedDataRejected) {
+    // At exit, so that it holds the functions compiled while running, not only the top level.
+    process.once('exit', () => {
+      try {
+        writeFileSync(cacheFile, script.createCachedData());
+      } catch {
+        // Read-only install: run without a cache.
+      }
+    });
+  }
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, new URL('.', import.meta.url).pathname);
+}

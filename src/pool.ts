@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { launch as realLaunch, type ChildExit, type Launcher, type LaunchSpec, type LaunchedChild } from './launcher.js';
 import { describeExit, exitStatus, fullBucket, type RestartBucket, type RestartPolicy } from './restart-policy.js';
-import { signalName } from './options.js';
+import { MAX_PROCS, signalName } from './options.js';
 import type { Logger } from './log.js';
 import { liveGroupMembers } from './process-group.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
@@ -13,11 +13,6 @@ import type { PoolSnapshot, SlotState } from './pool-snapshot.js';
 export type { SlotState };
 export type { PoolEvent };
 
-/**
- * The most children a pool may have (-F, and SIGTTIN never beyond it).
- * TODO(lead): the options helper exports MAX_PROCS from src/options.ts; import it from there once merged.
- */
-export const MAX_PROCS = 4096;
 /** Children launched before the start yields to the event loop, so that a SIGTERM during a big start is handled. */
 export const START_BATCH = 32;
 

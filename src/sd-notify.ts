@@ -8,7 +8,7 @@
  * `NotifyAccess=main` accepts them.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { nativeBinaryPath } from './helper-binary.js';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { splitLines } from './lines.js';
@@ -57,7 +57,7 @@ const NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
 export function notifierPath(env: NodeJS.ProcessEnv = process.env): string {
   const fromEnv = env.SPAWN_FCGI_TS_NOTIFY || process.env.SPAWN_FCGI_TS_NOTIFY;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  return fileURLToPath(new URL(`../build/${NOTIFY_NAME}`, import.meta.url));
+  return nativeBinaryPath(NOTIFY_NAME);
 }
 
 /**

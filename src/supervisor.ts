@@ -4,7 +4,8 @@ import { controlPathOfPidFile, defaultControlPath, startControlServer, startMetr
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
-import { checkHelper, helperPath, type LaunchSpec } from './launcher.js';
+import { checkHelper, helperPath } from './helper-binary.js';
+import type { LaunchSpec } from './launcher.js';
 import { every, systemClock } from './clock.js';
 import { locateApp } from './app-path.js';
 import { Logger, count, formatMs, useColour, type LoggerOptions } from './log.js';

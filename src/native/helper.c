@@ -5,7 +5,7 @@
  * PR_SET_PDEATHSIG, fd and signal hygiene) and then execs the application.
  *
  *   spawn-fcgi-ts-helper [--listen BACKLOG] [--rlimit NAME=SOFT[:HARD]]...
- *       [--gid N] [--user NAME] [--uid N] [--chroot DIR] [--chdir DIR]
+ *       [--gid N] [--groups N,N...] [--uid N] [--chroot DIR] [--chdir DIR]
  *       [--pdeathsig SIGNUM --parent PID] [--status-fd N] [--allow-root]
  *       -- PROGRAM [ARG...]
  *
@@ -14,6 +14,19 @@
  * the supervisor reads EOF with no data.  On any failure exactly one line is
  * written (one write(2)) to the status fd, or to stderr without
  * --status-fd, and the helper exits with EXIT_SETUP_FAILED.
+ *
+ * The supplementary groups arrive as numbers (the supervisor resolves them
+ * through NSS): the helper makes no NSS call, so it links statically and one
+ * binary per architecture runs on any libc.
+ *
+ *   spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]
+ *
+ * Init mode, for the supervisor when it is PID 1 of a container: fork and run
+ * PROGRAM (the supervisor again), forward every signal to it, reap every
+ * process that ends up as our child (orphaned grandchildren such as php-cgi
+ * workers whose master died: Node only reaps its own children), and exit
+ * with PROGRAM's status (128+N for signal N).  Not PID 1 itself, it makes
+ * itself a child subreaper so that the orphans come to it.
  *
  * Linux only; C99/gnu11; must stay warning-free with -Wall -Wextra.
  */
@@ -34,6 +47,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_SETUP_FAILED 111
@@ -64,7 +78,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 
 #define USAGE_TEXT                                                                                  \
 	"usage: spawn-fcgi-ts-helper [--listen BACKLOG] [--rlimit NAME=SOFT[:HARD]]... [--gid N] "  \
-	"[--user NAME] [--uid N] [--chroot DIR] [--chdir DIR] [--pdeathsig SIGNUM --parent PID] " \
+	"[--groups N,N...] [--uid N] [--chroot DIR] [--chdir DIR] [--pdeathsig SIGNUM --parent PID] " \
 	"[--status-fd N] [--allow-root] -- PROGRAM [ARG...]"
 
 /* Strict unsigned decimal: digits only, no sign, no overflow, <= max. */
@@ -160,6 +174,51 @@ static void parse_rlimit(char *spec, struct rlimit_req *req)
 		req->lim.rlim_max = req->lim.rlim_cur;
 }
 
+struct group_list {
+	int given;
+	size_t n;
+	gid_t *ids;
+};
+
+/* --groups: comma-separated gids, or "" for none; the spec string is only read. */
+static void parse_groups(const char *spec, struct group_list *out)
+{
+	size_t n = 0, max = 1;
+	const char *p;
+	char buf[16];
+
+	for (p = spec; *p != '\0'; p++)
+		if (*p == ',')
+			max++;
+	if (max > 65536)
+		fail("usage: too many --groups (%zu)", max);
+	free(out->ids);
+	out->ids = calloc(max, sizeof(gid_t));
+	if (out->ids == NULL)
+		fail("out of memory");
+	out->given = 1;
+	out->n = 0;
+	if (*spec == '\0')
+		return;
+	for (p = spec;; p++) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		unsigned long v;
+
+		if (len == 0 || len >= sizeof(buf))
+			fail("usage: invalid --groups '%s'", spec);
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		if (parse_ulong(buf, (gid_t)-2, &v) != 0)
+			fail("usage: invalid --groups '%s'", spec);
+		out->ids[n++] = (gid_t)v;
+		if (comma == NULL)
+			break;
+		p = comma;
+	}
+	out->n = n;
+}
+
 /* Close every open fd in [lo, hi]: close_range(2), else /proc/self/fd, else brute force. */
 static void close_from(unsigned int lo, unsigned int hi)
 {
@@ -203,14 +262,65 @@ static void close_from(unsigned int lo, unsigned int hi)
 	}
 }
 
+/* --init: a minimal init (see the header comment); never returns. */
+static void __attribute__((noreturn)) run_init(char **prog)
+{
+	sigset_t all, old;
+	pid_t child;
+
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		fail("sigprocmask failed: %s", strerror(errno));
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) < 0)
+		fail("prctl(PR_SET_CHILD_SUBREAPER) failed: %s", strerror(errno));
+	child = fork();
+	if (child < 0)
+		fail("fork failed: %s", strerror(errno));
+	if (child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execv(prog[0], prog);
+		fail("exec('%s') failed: %s", prog[0], strerror(errno));
+	}
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(&all, &info), status;
+		pid_t pid;
+
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("sigwaitinfo failed: %s", strerror(errno));
+		}
+		if (sig != SIGCHLD) {
+			kill(child, sig);
+			continue;
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != child)
+				continue;
+			/* Reap what else is already dead, then go: our exit ends a PID namespace. */
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit_req rlimits[MAX_RLIMITS];
 	int n_rlimits = 0, i, prog_idx = -1, allow_root = 0;
 	long backlog = -1, pdeathsig = 0;
 	long long gid = -1, uid = -1, parent = -1;
-	const char *user = NULL, *chroot_dir = NULL, *chdir_dir = NULL;
+	const char *chroot_dir = NULL, *chdir_dir = NULL;
+	struct group_list groups = { 0, 0, NULL };
 	unsigned long v;
+
+	if (argc > 1 && strcmp(argv[1], "--init") == 0) {
+		if (argc < 4 || strcmp(argv[2], "--") != 0)
+			fail("usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]");
+		run_init(argv + 3);
+	}
 
 	/* The status fd is needed first, so that even usage errors reach it. */
 	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -258,10 +368,8 @@ int main(int argc, char **argv)
 			if (parse_ulong(val, (uid_t)-2, &v) != 0)
 				fail("usage: invalid --uid '%s'", val);
 			uid = (long long)v;
-		} else if (strcmp(opt, "--user") == 0) {
-			if (*val == '\0')
-				fail("usage: empty --user");
-			user = val;
+		} else if (strcmp(opt, "--groups") == 0) {
+			parse_groups(val, &groups);
 		} else if (strcmp(opt, "--chroot") == 0) {
 			chroot_dir = val;
 		} else if (strcmp(opt, "--chdir") == 0) {
@@ -280,8 +388,8 @@ int main(int argc, char **argv)
 	}
 	if (prog_idx < 0 || prog_idx >= argc)
 		fail("%s", USAGE_TEXT);
-	if (user != NULL && gid < 0 && uid < 0)
-		fail("usage: --user needs --gid or --uid");
+	if (groups.given && gid < 0 && uid < 0)
+		fail("usage: --groups needs --gid or --uid");
 	/* refuse root targets before touching anything */
 	if (uid == 0 && !allow_root)
 		fail("I will not set uid to 0");
@@ -301,18 +409,12 @@ int main(int argc, char **argv)
 		if (setrlimit(rlimits[i].resource, &rlimits[i].lim) < 0)
 			fail("setrlimit(%s) failed: %s", rlimits[i].name, strerror(errno));
 
-	/* 4. group ids, before chroot while /etc/group is still readable */
+	/* 4. group ids (spawn-fcgi's order: setgid, then the supplementary groups) */
 	if (gid >= 0 && setgid((gid_t)gid) < 0)
 		fail("setgid(%lld) failed: %s", gid, strerror(errno));
-	if (gid >= 0 || uid >= 0) {
-		gid_t g = gid >= 0 ? (gid_t)gid : getgid();
-		if (user != NULL) {
-			if (initgroups(user, g) < 0)
-				fail("initgroups('%s', %u) failed: %s", user, (unsigned)g, strerror(errno));
-		} else if (setgroups(0, NULL) < 0) {
-			fail("setgroups(0, NULL) failed: %s", strerror(errno));
-		}
-	}
+	if ((gid >= 0 || uid >= 0) && setgroups(groups.n, groups.ids) < 0)
+		fail("setgroups(%zu groups) failed: %s", groups.n, strerror(errno));
+	free(groups.ids);
 
 	/* 5. chroot */
 	if (chroot_dir != NULL) {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CLI, RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
 import { fdCount, isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
-import { helperPath } from '../../src/launcher.js';
+import { helperPath } from '../../src/helper-binary.js';
 
 let dir: string;
 before(() => {

@@ -251,7 +251,12 @@ describe('each failure writes one line to the status fd and exits 111', () => {
     { name: 'parent already gone', args: () => ['--pdeathsig', '15', '--parent', '1', '--', '/bin/true'], message: () => 'parent 1 died before exec' },
     { name: 'no program', args: () => ['--listen', '1', '--'], message: () => 'usage: spawn-fcgi-ts-helper [' },
     { name: 'unknown option', args: () => ['--frobnicate', '1', '--', '/bin/true'], message: () => "usage: unknown option '--frobnicate'" },
-    { name: '--user without ids', args: () => ['--user', 'nobody', '--', '/bin/true'], message: () => 'usage: --user needs --gid or --uid' },
+    { name: '--groups without ids', args: () => ['--groups', '65534', '--', '/bin/true'], message: () => 'usage: --groups needs --gid or --uid' },
+    { name: '--groups with a name', args: () => ['--groups', 'nogroup', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups 'nogroup'" },
+    { name: '--groups with an empty item', args: () => ['--groups', '1,,2', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,,2'" },
+    { name: '--groups with a trailing comma', args: () => ['--groups', '1,', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,'" },
+    { name: '--groups with a negative id', args: () => ['--groups', '-1', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '-1'" },
+    { name: '--user is gone (no NSS call in the helper)', args: () => ['--user', 'nobody', '--gid', '65534', '--', '/bin/true'], message: () => "usage: unknown option '--user'" },
   ];
 
   for (const c of cases) {
@@ -399,8 +404,8 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     if (errors.length > 0) throw errors[0];
   });
 
-  test('--gid --user --uid sets uid, gid and the supplementary groups', { timeout: 10000 }, async (t) => {
-    const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--user', user, '--uid', String(uid), '--', '/bin/sleep', '5']);
+  test('--gid --groups --uid sets uid, gid and the supplementary groups', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
     assert.deepEqual(ids(status.Uid), Array(4).fill(String(uid)));
@@ -408,7 +413,31 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     assert.deepEqual(ids(status.Groups).sort(), [String(gid), String(extraGid)].sort());
   });
 
-  test('without --user the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
+  test('resolveCredentials gives the groups initgroups() would: the target gid and the memberships', async () => {
+    const { resolveCredentials } = await import('../../src/identity.js');
+    assert.deepEqual(resolveCredentials(user, undefined), { uid, gid, userName: user, groups: [gid, extraGid] });
+    assert.deepEqual(resolveCredentials(user, 'nogroup').groups, [Number(sh('getent', 'group', 'nogroup').split(':')[2]), extraGid]);
+    assert.deepEqual(resolveCredentials(String(uid), undefined).groups, [gid, extraGid]);
+    assert.deepEqual(resolveCredentials(undefined, String(gid)), { gid, groups: [] });
+  });
+
+  test("resolveCredentials falls back to 'id -G' where getent has no initgroups database (musl, busybox)", async (t) => {
+    const bin = tempDir(t, 'sfts-getent-');
+    const real = sh('sh', '-c', 'command -v getent');
+    fs.writeFileSync(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = initgroups ] && { echo "Unknown database: $1" >&2; exit 1; }\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const { resolveCredentials } = await import('../../src/identity.js');
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      assert.deepEqual(resolveCredentials(user, undefined).groups, [gid, extraGid]);
+      // -g other than the primary group: the primary group is not a membership, so it is left out.
+      assert.deepEqual(resolveCredentials(user, 'nogroup').groups, [Number(sh('getent', 'group', 'nogroup').split(':')[2]), extraGid]);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  test('without --groups the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
@@ -426,7 +455,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
   });
 
   test('--pdeathsig survives the privilege drop', { timeout: 10000 }, async (t) => {
-    const { shell, pid } = await underShell(t, ['--gid', String(gid), '--user', user, '--uid', String(uid), '--pdeathsig', String(SIGTERM)]);
+    const { shell, pid } = await underShell(t, ['--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--pdeathsig', String(SIGTERM)]);
     assert.deepEqual(ids(procStatus(pid)!.Uid), Array(4).fill(String(uid)));
     process.kill(shell.pid, 'SIGKILL');
     await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 1000);
@@ -461,12 +490,54 @@ test('--chroot --chdir: a static app runs in an empty jail on an fd bound outsid
   assert.match(body, /^uid=0 euid=0$/m);
 });
 
-test('--chroot with a drop to nobody: groups are set up before the jail hides /etc/group', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
+test('--chroot with a drop to nobody: the groups are set in the jail, where /etc/group is out of reach', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
   const nobody = sh('id', '-u', 'nobody');
   const nogroup = sh('id', '-g', 'nobody');
-  const { body } = await chrootedResponder(t, ['--gid', nogroup, '--user', 'nobody', '--uid', nobody]);
+  const { body } = await chrootedResponder(t, ['--gid', nogroup, '--groups', nogroup, '--uid', nobody]);
   assert.match(body, /^cwd=\/www$/m);
   assert.match(body, new RegExp(`^uid=${nobody} euid=${nobody}$`, 'm'));
   assert.match(body, new RegExp(`^gid=${nogroup} egid=${nogroup}$`, 'm'));
   assert.match(body, new RegExp(`^groups=${nogroup}$`, 'm'));
+});
+
+// ---------------------------------------------------------------- init mode (PID 1 of a container)
+
+describe('--init: a child subreaper that forwards signals and relays the exit status', () => {
+  test("exits with the program's status", { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'exit 7']);
+    assert.deepEqual(await r.exit, { code: 7, signal: null });
+  });
+
+  test('128 + N when the program dies of signal N', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'kill -9 $$']);
+    assert.deepEqual(await r.exit, { code: 137, signal: null });
+  });
+
+  test('forwards signals to the program', { timeout: 10000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-init-');
+    const ready = join(dir, 'ready');
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `trap 'exit 5' TERM; touch ${ready}; while :; do sleep 0.05; done`]);
+    await waitFor('the program to set its trap', () => fs.existsSync(ready), 5000);
+    process.kill(r.pid, 'SIGTERM');
+    assert.deepEqual(await r.exit, { code: 5, signal: null });
+  });
+
+  test('reaps orphaned grandchildren (no zombie left behind)', { timeout: 10000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-init-');
+    const orphanPidFile = join(dir, 'orphan');
+    // The subshell forks `sleep` and exits: sleep is orphaned, reparented to the helper (a subreaper), and dies.
+    const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `(sleep 0.3 & echo $! > ${orphanPidFile}); exec sleep 30`]);
+    await waitFor('the orphan pid', () => fs.existsSync(orphanPidFile) && fs.readFileSync(orphanPidFile, 'utf8').endsWith('\n'), 5000);
+    const orphan = Number(fs.readFileSync(orphanPidFile, 'utf8'));
+    assert.equal(procStatus(orphan)?.PPid, String(r.pid), 'the orphan belongs to the helper');
+    await waitFor(`orphan ${orphan} to be reaped`, () => procStatus(orphan) === undefined, 5000);
+    process.kill(r.pid, 'SIGTERM');
+    assert.deepEqual(await r.exit, { code: 143, signal: null });
+  });
+
+  test('usage: --init needs -- PROGRAM', { timeout: 10000 }, async (t) => {
+    const r = runHelper(t, ['--init', '/bin/true']);
+    assert.deepEqual(await r.exit, { code: 111, signal: null });
+    assert.equal(r.stderr(), 'usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]\n');
+  });
 });

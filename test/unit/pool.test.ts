@@ -5,7 +5,8 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { harness, harnesses, settle, started } from '../helpers/fake-pool.js';
-import { MAX_PROCS, START_BATCH } from '../../src/pool.js';
+import { START_BATCH } from '../../src/pool.js';
+import { MAX_PROCS } from '../../src/options.js';
 import { transition } from '../../src/slot-machine.js';
 import { RESTART_BURST, RESTART_INTERVAL_MS } from '../../src/restart-policy.js';
 

@@ -94,7 +94,7 @@ describe('notifier argv and path', () => {
 
   test('SPAWN_FCGI_TS_NOTIFY overrides the built binary', () => {
     assert.equal(notifierPath({ SPAWN_FCGI_TS_NOTIFY: '/opt/notify' }), '/opt/notify');
-    assert.match(notifierPath({}), /\/build\/spawn-fcgi-ts-notify$/);
+    assert.match(notifierPath({}), new RegExp(`/build/${process.arch}/spawn-fcgi-ts-notify$`));
   });
 });
 
