@@ -1,5 +1,6 @@
 import { fstatSync } from 'node:fs';
 import { adoptPassedSocket, passedSockets } from './activation.js';
+import { drainAcceptQueue } from './drain.js';
 import { defaultControlPath, startControlServer, startMetricsServer } from './control.js';
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
@@ -143,13 +144,21 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     if (!options.keepSocket) removeSocketFile(socket);
     if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
   };
-  const shutdown = (why: string): Promise<void> => {
+  // A stop asked for by a signal once the pool serves first lets the children take the accept queue (src/drain.ts).
+  let serving = false;
+  const drainAbort = new AbortController();
+  const shutdown = (why: string, drain = false): Promise<void> => {
     stopping ??= (async () => {
       notifier?.stopping();
+      const drained = drain && serving
+        ? await drainAcceptQueue({ socket, spec: options.socket, activated: passedSockets().length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
+        : undefined;
       logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${pool.livePids().length} children`);
       const poolStopped = pool.stop();
+      if (drainAbort.signal.aborted) pool.killNow();
       releaseSocket(socket);
       await poolStopped;
+      drained?.finish();
       cleanup();
       resolveStopped();
     })();
@@ -161,10 +170,11 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     stop: (signal) => {
       if (stopping !== undefined) {
         logger.warn('stop', `${signal} again: killing the children now`);
+        drainAbort.abort();
         pool.killNow();
         return;
       }
-      void shutdown(signal);
+      void shutdown(signal, true);
     },
     reload: () => {
       if (stopping !== undefined || reloading) return;
@@ -225,6 +235,7 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
   notifier?.ready(`${started.pids.length} children serving on ${socket.label}`);
   notifier?.startWatchdog();
   reporter.done(0);
+  serving = true;
 
   await stopped;
   removeHandlers();

@@ -1,0 +1,153 @@
+/**
+ * Drain on stop, unix socket, straight at the FastCGI socket (no web server): a SIGTERM takes the path
+ * away at once (new connects: ENOENT) and the children take every connection already queued before they
+ * get the kill signal, so none of those is reset. Nothing is left in the socket's directory afterwards;
+ * with --keep-socket the path is back (a socket nobody listens on).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fcgiRequest } from '../helpers/fcgi-mini.js';
+import { fcgiLoad } from '../helpers/load.js';
+import { PHP_FIXTURES, requireBuild, startPool } from '../helpers/pool.js';
+import { removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+
+const SLEEP_PHP = join(PHP_FIXTURES, 'sleep.php');
+const PID_PHP = join(PHP_FIXTURES, 'pid.php');
+
+let dir: string;
+before(() => {
+  requireBuild();
+  dir = tmpDir('sfts-drain');
+});
+after(() => removePath(dir));
+
+/** The errno of a connect to `path`, or 'connected'. */
+function connectResult(path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const client = net.connect({ path });
+    client.once('connect', () => { client.destroy(); resolve('connected'); });
+    client.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+const sleepRequest = (path: string, ms: number, id: number) =>
+  fcgiRequest({ path }, { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: SLEEP_PHP, QUERY_STRING: `ms=${ms}&id=${id}` }, { timeoutMs: 60_000 })
+    .then((r) => ({ id, ok: r.appStatus === 0 && /busy=\d+/.test(r.stdout.toString()), error: undefined as string | undefined }))
+    .catch((error: NodeJS.ErrnoException) => ({ id, ok: false, error: error.code ?? error.message }));
+
+test('a full accept queue in front of 1 busy php-cgi: SIGTERM, every queued request answered, path gone at once, nothing left', async () => {
+  const sub = tmpDir('sfts-drain-q');
+  const sock = join(sub, 'q.sock');
+  const pool = await startPool(['-s', sock, '-F', '1', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const busy = sleepRequest(sock, 2000, 0);
+    await sleep(300);
+    const N = 8;
+    const queued = Array.from({ length: N }, (_, i) => sleepRequest(sock, 50, i + 1));
+    // Unix connects complete as soon as they are queued; give the event loop time to issue them.
+    await sleep(300);
+    const stopped = pool.stop('SIGTERM', 60_000);
+    await waitFor(() => !existsSync(sock), { timeoutMs: 10_000, what: 'the socket path to be taken away' });
+    const duringStop = pool.exitStatus() === undefined;
+    const late = await connectResult(sock);
+    const results = await Promise.all([busy, ...queued]);
+    const exit = await stopped;
+
+    assert.deepEqual(results.filter((r) => !r.ok), [], 'a request sent before the stop failed');
+    assert.equal(results.length, N + 1);
+    assert.equal(late, 'ENOENT', 'a connect after the stop began reached the socket');
+    assert.ok(duringStop, 'the path was still there when the supervisor had already exited');
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.match(pool.stderr(), /children took the accept queue/);
+    assert.equal(await connectResult(sock), 'ENOENT');
+    assert.deepEqual(readdirSync(sub), [], 'something was left in the socket directory');
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
+
+test('SIGTERM under steady load (8 clients, 2 php-cgi): no request sent before the stop fails', async (t) => {
+  const sub = tmpDir('sfts-drain-l');
+  const sock = join(sub, 'l.sock');
+  const pool = await startPool(['-s', sock, '-F', '2', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const load = fcgiLoad({
+      target: { path: sock },
+      concurrency: 8,
+      durationMs: 60_000,
+      params: (i) => ({ SCRIPT_FILENAME: SLEEP_PHP, QUERY_STRING: `ms=30&id=${i}` }),
+      timeoutMs: 60_000,
+      until: pool.exited,
+    });
+    await sleep(1500);
+    const stopAt = Date.now();
+    const exit = await pool.stop('SIGTERM', 60_000);
+    const result = await load;
+    const before = result.outcomes.filter((o) => o.startedAt < stopAt);
+    const failedBefore = before.filter((o) => !o.ok);
+    const afterStop = result.outcomes.filter((o) => o.startedAt >= stopAt);
+    t.diagnostic(`sent before the stop: ${before.length}, failed ${failedBefore.length}; sent after: ${afterStop.length}, errors ${JSON.stringify(result.errors)}`);
+
+    assert.ok(before.length >= 20, `too few requests before the stop to mean anything: ${before.length}`);
+    assert.deepEqual(failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+    // After the stop began a request either got an answer or failed at connect (the path is gone), never a reset.
+    assert.deepEqual(afterStop.filter((o) => !o.ok && o.error !== 'ENOENT').map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.deepEqual(readdirSync(sub), []);
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
+
+test('--keep-socket: the queue is drained too, and the path is back after the stop (refusing), with no private name left', async () => {
+  const sub = tmpDir('sfts-drain-k');
+  const sock = join(sub, 'k.sock');
+  const pool = await startPool(['-s', sock, '-F', '1', '--keep-socket', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const busy = sleepRequest(sock, 1500, 0);
+    await sleep(300);
+    const queued = Array.from({ length: 4 }, (_, i) => sleepRequest(sock, 50, i + 1));
+    await sleep(300);
+    const stopped = pool.stop('SIGTERM', 60_000);
+    await waitFor(() => !existsSync(sock), { timeoutMs: 10_000, what: 'the socket path to be taken away' });
+    const late = await connectResult(sock);
+    const results = await Promise.all([busy, ...queued]);
+    const exit = await stopped;
+
+    assert.deepEqual(results.filter((r) => !r.ok), []);
+    assert.equal(late, 'ENOENT');
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.deepEqual(readdirSync(sub), ['k.sock'], 'the kept socket is not back, or a private name is left');
+    assert.equal(await connectResult(sock), 'ECONNREFUSED');
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
+
+test('a static responder (answers FCGI_GET_VALUES): SIGTERM on an idle pool stops promptly, drain logged', async () => {
+  const sub = tmpDir('sfts-drain-s');
+  const sock = join(sub, 's.sock');
+  const pool = await startPool(['-s', sock, '-F', '2', '--kill-timeout', '60s', '--', join(PHP_FIXTURES, '..', '..', '..', 'build', 'static-responder')]);
+  try {
+    const exit = await pool.stop('SIGTERM', 30_000);
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.match(pool.stderr(), /children took the accept queue/);
+    assert.doesNotMatch(pool.stderr(), /no child took/);
+    assert.deepEqual(readdirSync(sub), []);
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
