@@ -151,3 +151,73 @@ test('a static responder (answers FCGI_GET_VALUES): SIGTERM on an idle pool stop
     removePath(sub);
   }
 });
+
+test('the wait is bounded by --kill-timeout: a child busy for longer does not hold the stop', async () => {
+  const sub = tmpDir('sfts-drain-t');
+  const sock = join(sub, 't.sock');
+  const pool = await startPool(['-s', sock, '-F', '1', '--kill-timeout', '1s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const busy = sleepRequest(sock, 20_000, 0);
+    await sleep(300);
+    const exit = await pool.stop('SIGTERM', 30_000);
+    const result = await busy;
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.match(pool.stderr(), /no child took the accept queue of .* within 1000 ms: stopping anyway/);
+    assert.equal(result.ok, false, 'the 20 s request was answered: the stop waited for it');
+    assert.deepEqual(readdirSync(sub), []);
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
+
+test('a second SIGTERM during the drain kills at once instead of waiting for the queue', async () => {
+  const sub = tmpDir('sfts-drain-2');
+  const sock = join(sub, '2.sock');
+  const pool = await startPool(['-s', sock, '-F', '1', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const busy = sleepRequest(sock, 20_000, 0);
+    await sleep(300);
+    process.kill(pool.pid, 'SIGTERM');
+    await waitFor(() => !existsSync(sock), { timeoutMs: 10_000, what: 'the drain to begin' });
+    const exit = await pool.stop('SIGTERM', 15_000);
+    const result = await busy;
+    assert.equal(result.ok, false, 'the 20 s request was answered: the second SIGTERM did not kill');
+    assert.match(pool.stderr(), /SIGTERM again: killing the children now/);
+    assert.notEqual(exit.code, null, pool.stderr());
+    assert.deepEqual(readdirSync(sub), [], 'the private name was left behind');
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
+
+test('a socket path near the 107-byte limit: the private name is longer, reached through a short link, and the queue still drains', async () => {
+  const sub = tmpDir('sfts-drain-n');
+  const base = join(sub, 'x');
+  const sock = base + 'x'.repeat(99 - Buffer.byteLength(base) - 5) + '.sock';
+  // 99 bytes: its control socket (`.control` appended) still fits, the private drain name does not.
+  assert.equal(Buffer.byteLength(sock), 99);
+  const pool = await startPool(['-s', sock, '-F', '1', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
+    probeParams: { SCRIPT_FILENAME: PID_PHP },
+  });
+  try {
+    const busy = sleepRequest(sock, 1000, 0);
+    await sleep(300);
+    const queued = Array.from({ length: 4 }, (_, i) => sleepRequest(sock, 50, i + 1));
+    await sleep(300);
+    const exit = await pool.stop('SIGTERM', 60_000);
+    const results = await Promise.all([busy, ...queued]);
+    assert.deepEqual(results.filter((r) => !r.ok), []);
+    assert.equal(exit.code, 0, pool.stderr());
+    assert.match(pool.stderr(), /children took the accept queue/);
+    assert.deepEqual(readdirSync(sub), []);
+  } finally {
+    await pool.stop().catch(() => undefined);
+    removePath(sub);
+  }
+});
