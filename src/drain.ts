@@ -1,4 +1,4 @@
-import { fstatSync, lstatSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, readFileSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -15,9 +15,13 @@ import { tcpListenQueue } from './stats.js';
  * The accept queue is FIFO: a sentinel connection made now lands behind everything queued, so once a child
  * has accepted the sentinel, every earlier connection has been accepted too (and the kill signal lets a
  * child finish the request it has). The sentinel sends FCGI_GET_VALUES; any answer, EOF or reset means
- * a child took it. A unix socket's path is taken away first (renamed to a private name in the same
- * directory: the inode, the listening socket, stays), so that new connections fail at once with ENOENT and
- * the web server fails over instead of queueing behind a pool that is going away.
+ * a child took it. An application that ignores management records (and waits for a whole request) is
+ * seen in /proc/net instead: a connection still in an accept queue has no inode there, an accepted one has.
+ *
+ * A unix socket's path is taken away first (renamed to a private name in the same directory: the inode,
+ * the listening socket, stays), so that new connections fail at once with ENOENT and the web server fails
+ * over instead of queueing behind a pool that is going away. TCP has no such switch: connections that
+ * arrive after the sentinel are still reset when the last child exits.
  *
  * Not done: with a socket passed by systemd (the queue belongs to the next instance, untouched), for an
  * abstract socket, or when no child is alive to accept.
@@ -43,8 +47,11 @@ export interface Drain {
 
 const NOTHING: Drain = { finish: () => undefined };
 
-/** How the sentinel ended: a child answered, a child (or the end of the listener) closed it, or no child in time. */
-export type SentinelOutcome = 'answered' | 'closed' | 'timeout' | 'refused' | 'aborted';
+/**
+ * How the sentinel ended: a child answered it, a child (or the end of the listener) closed it, /proc/net
+ * shows it accepted (or the queue empty), no child in time, nobody listening, a second stop signal.
+ */
+export type SentinelOutcome = 'answered' | 'closed' | 'taken' | 'timeout' | 'refused' | 'aborted';
 
 export async function drainAcceptQueue(context: DrainContext, abort: AbortSignal): Promise<Drain> {
   const { socket, spec, logger } = context;
@@ -73,9 +80,12 @@ async function drainUnix(context: DrainContext, filePath: string, abort: AbortSi
     return NOTHING;
   }
   const connect = shortPathTo(privatePath);
+  const listener = inodeOf(socket.fd);
   let outcome: SentinelOutcome;
   try {
-    outcome = await sendSentinel({ path: connect.path }, context.timeoutMs, abort);
+    // With the path gone nothing new arrives: an empty queue (the sentinel included) means everything was taken.
+    const queueEmpty = listener === undefined ? undefined : () => unixQueueEmpty(listener);
+    outcome = await sendSentinel({ path: connect.path }, context.timeoutMs, abort, queueEmpty);
   } finally {
     connect.release();
   }
@@ -97,15 +107,15 @@ async function drainUnix(context: DrainContext, filePath: string, abort: AbortSi
 
 async function drainTcp(context: DrainContext, spec: Extract<SocketSpec, { kind: 'tcp' }>, abort: AbortSignal): Promise<Drain> {
   const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
-  const inode = context.socket.inode ?? inodeOf(context.socket.fd);
+  const inode = inodeOf(context.socket.fd);
   const queued = inode === undefined ? null : tcpListenQueue(inode);
-  const outcome = await sendSentinel({ host, port: spec.port }, context.timeoutMs, abort);
+  const outcome = await sendSentinel({ host, port: spec.port }, context.timeoutMs, abort, (localPort) => tcpAccepted(spec.port, localPort));
   report(context.logger, outcome, context.timeoutMs, `the accept queue of ${context.socket.label}${queued === null ? '' : ` (${queued} queued)`}`);
   return NOTHING;
 }
 
 function report(logger: Logger, outcome: SentinelOutcome, timeoutMs: number, what: string): void {
-  if (outcome === 'answered' || outcome === 'closed') logger.info('drain', `children took ${what} before stopping`);
+  if (outcome === 'answered' || outcome === 'closed' || outcome === 'taken') logger.info('drain', `children took ${what} before stopping`);
   else if (outcome === 'timeout') logger.warn('drain', `no child took ${what} within ${timeoutMs} ms: stopping anyway`);
   else if (outcome === 'refused') logger.debug('drain', `nobody listens on ${what.replace('the accept queue of ', '')} any more`);
 }
@@ -114,19 +124,23 @@ type Target = { path: string } | { host: string; port: number };
 
 /** A unix socket connect is refused with EAGAIN while the accept queue is full: retry this often. */
 const FULL_QUEUE_RETRY_MS = 10;
+/** How often /proc/net is read while the sentinel waits. */
+const PROC_POLL_MS = 20;
 
 /**
  * Connect behind everything queued, send FCGI_GET_VALUES, and close as soon as anything comes back:
  * php-cgi reads until its client closes before it accepts again.
  */
-export function sendSentinel(target: Target, timeoutMs: number, abort: AbortSignal): Promise<SentinelOutcome> {
+export function sendSentinel(target: Target, timeoutMs: number, abort: AbortSignal, accepted?: (localPort: number | undefined) => boolean): Promise<SentinelOutcome> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve) => {
     let client: net.Socket | undefined;
     let retry: NodeJS.Timeout | undefined;
+    let poll: NodeJS.Timeout | undefined;
     const done = (outcome: SentinelOutcome) => {
       clearTimeout(timer);
       clearTimeout(retry);
+      clearInterval(poll);
       abort.removeEventListener('abort', onAbort);
       client?.destroy();
       client = undefined;
@@ -143,6 +157,7 @@ export function sendSentinel(target: Target, timeoutMs: number, abort: AbortSign
       c.once('connect', () => {
         connected = true;
         c.write(getValuesRecord());
+        if (accepted !== undefined) poll = setInterval(() => { if (accepted(c.localPort)) done('taken'); }, PROC_POLL_MS);
       });
       c.once('data', () => done('answered'));
       c.once('end', () => done('closed'));
@@ -158,6 +173,39 @@ export function sendSentinel(target: Target, timeoutMs: number, abort: AbortSign
     };
     attempt();
   });
+}
+
+/**
+ * /proc/net/unix lists a connection waiting in an accept queue with inode 0 and the listener's bound path
+ * (the address it was bound with, whatever the file is called now); accept gives it an inode.
+ */
+export function unixQueueEmpty(listenerInode: number): boolean {
+  const rows = readRows('/proc/net/unix').map((line) => /^\S+: \S+ \S+ \S+ \S+ \S+ +(\d+)(?: (.*))?$/.exec(line)).filter((m) => m !== null);
+  const path = rows.find((m) => m[1] === String(listenerInode))?.[2];
+  if (path === undefined) return false;
+  return !rows.some((m) => m[1] === '0' && m[2] === path);
+}
+
+/** The listener's side of the sentinel's TCP connection has an inode once a child has accepted it. */
+export function tcpAccepted(listenPort: number, sentinelPort: number | undefined): boolean {
+  if (sentinelPort === undefined) return false;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readRows(file)) {
+      const fields = line.trim().split(/\s+/);
+      if (portOf(fields[1]) === listenPort && portOf(fields[2]) === sentinelPort) return fields[9] !== '0';
+    }
+  }
+  return false;
+}
+
+const portOf = (address: string | undefined): number => parseInt(address?.split(':')[1] ?? '', 16);
+
+function readRows(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(1).filter((line) => line !== '');
+  } catch {
+    return [];
+  }
 }
 
 /** sun_path holds 107 bytes and a NUL: a longer private name is reached through a short symlink. */
