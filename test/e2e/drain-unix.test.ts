@@ -140,7 +140,8 @@ for (const kind of ['unix', 'tcp'] as const) {
   test(`${kind}: an app that ignores FCGI_GET_VALUES (static-responder waits for a whole request): the accept is read from /proc/net, the queue drains, the stop does not wait for --kill-timeout`, async () => {
     const sub = tmpDir('sfts-drain-s');
     const target: FcgiTarget = kind === 'unix' ? { path: join(sub, 's.sock') } : { host: '127.0.0.1', port: await freePort() };
-    const where = 'path' in target ? ['-s', target.path] : ['-a', target.host, '-p', String(target.port)];
+    // TCP on the wildcard address: the sentinel goes to loopback.
+    const where = 'path' in target ? ['-s', target.path] : ['-a', '0.0.0.0', '-p', String(target.port)];
     const pool = await startPool([...where, '-F', '1', '--kill-timeout', '60s', '--', RESPONDER]);
     try {
       const ask = (ms: number) => fcgiRequest(target, { REQUEST_METHOD: 'GET', QUERY_STRING: `sleep=${ms}` }, { timeoutMs: 60_000 })
