@@ -1,6 +1,7 @@
 import { fstatSync } from 'node:fs';
 import { adoptPassedSocket, passedSockets } from './activation.js';
 import { controlPathOfPidFile, defaultControlPath, startControlServer, startMetricsServer, type Observed } from './control.js';
+import { drainAcceptQueue } from './drain.js';
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
 import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
@@ -169,14 +170,22 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
     if (!options.keepSocket) removeSocketFile(socket);
     if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
   };
-  const shutdown = (why: string): Promise<void> => {
+  // A stop asked for by a signal once the pool serves first lets the children take the accept queue (src/drain.ts).
+  let serving = false;
+  const drainAbort = new AbortController();
+  const shutdown = (why: string, drain = false): Promise<void> => {
     stopping ??= (async () => {
       notifier?.stopping();
+      const drained = drain && serving
+        ? await drainAcceptQueue({ socket, spec: options.socket, activated: passedSockets().length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
+        : undefined;
       const live = count(pool.livePids().length, 'child', 'children');
       logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${live}, SIGKILL in ${formatMs(options.killTimeoutMs)} to what is left`);
       const poolStopped = pool.stop();
+      if (drainAbort.signal.aborted) pool.killNow();
       releaseSocket(socket);
       await poolStopped;
+      drained?.finish();
       cleanup();
       resolveStopped();
     })();
@@ -188,10 +197,11 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
     stop: (signal) => {
       if (stopping !== undefined) {
         logger.warn('stop', `${signal} again: killing the children now`);
+        drainAbort.abort();
         pool.killNow();
         return;
       }
-      void shutdown(signal);
+      void shutdown(signal, true);
     },
     reload: () => {
       if (stopping !== undefined || reloading) return;
@@ -263,11 +273,12 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
   closers.push(() => process.off('beforeExit', onIdle));
 
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
-  const serving = `${count(started.pids.length, 'child', 'children')} serving on ${socket.label}`;
-  logger.info('ready', serving);
-  notifier?.ready(serving);
+  const ready = `${count(started.pids.length, 'child', 'children')} serving on ${socket.label}`;
+  logger.info('ready', ready);
+  notifier?.ready(ready);
   notifier?.startWatchdog();
   reporter.done(0);
+  serving = true;
 
   await stopped;
   removeHandlers();
