@@ -9,20 +9,25 @@ import { parseArgs } from 'node:util';
 import { APT_PACKAGES, RECIPES, REPO, aptInstall, ensureBuilt, missingTools, snapshotTs, staleBuild, which } from './bench/recipes.mjs';
 import { cleanupAll, installCleanupHandlers, registerDir } from './bench/registry.mjs';
 import { chartData, evaluate, markdownTable, readme, svgChart } from './bench/report.mjs';
-import { testCrashloop, testMaxRequests, testOverheadGroup, testReady, testReload, testRestart, testStop, testThroughput } from './bench/tests.mjs';
+import { testChurnGroup, testCrashloop, testMaxRequests, testOverheadGroup, testReady, testReload, testRestart, testStop, testThroughput } from './bench/tests.mjs';
 import { loadavg, log, memAvailableKb } from './bench/util.mjs';
 
-const ALL_TESTS = ['ready', 'restart', 'overhead', 'throughput', 'stop', 'reload', 'maxreq', 'crashloop'];
+const ALL_TESTS = ['ready', 'restart', 'overhead', 'churn', 'throughput', 'stop', 'reload', 'maxreq', 'crashloop'];
+/** What --quick runs unless --only / --tests say otherwise: issue 10's rows, spawn-fcgi-ts against the Node floor and multiwatch. */
+const QUICK_RECIPES = ['spawn-fcgi-ts', 'multiwatch', 'node-floor'];
+const QUICK_TESTS = ['ready', 'restart', 'overhead', 'churn', 'crashloop'];
 const NEEDS_HTTP = new Set(['throughput', 'stop', 'reload', 'maxreq']);
 
 const HELP = `usage: node scripts/bench.mjs [options]
 
-  --quick            short run (~4 min on 2 cores): fewer repetitions, shorter windows
+  --quick            short run (under 5 min on 2 cores): issue 10's rows only — spawn-fcgi-ts, multiwatch
+                     and the Node floor; tests ${QUICK_TESTS.join(', ')} — with fewer repetitions, 1,000
+                     churn deaths instead of 20,000 (add --only / --tests for other recipes and tests)
   --only LIST        recipes, comma separated: ${RECIPES.map((r) => r.name).join(', ')}
   --tests LIST       tests, comma separated: ${ALL_TESTS.join(', ')}
   --out DIR          where results.json and ratios.svg go (default: bench/ for a full run of
-                     everything, /tmp/spawn-fcgi-bench-quick for a --quick run of everything,
-                     /tmp/spawn-fcgi-bench-out for any subset or --ts-args)
+                     everything, /tmp/spawn-fcgi-bench-quick for a --quick run,
+                     /tmp/spawn-fcgi-bench-out for any other subset or --ts-args)
   --ts-args=ARGS     extra spawn-fcgi-ts options (before --), e.g. --ts-args='--stable-after 1s';
                      the results then go to /tmp/spawn-fcgi-bench-out unless --out is given
   --install          as root: apt-get install the missing Debian packages
@@ -36,12 +41,12 @@ const PARAMS = {
   full: {
     readyRuns: 10, readyWarmup: 1, readyRunsBig: 5, nReadyBig: 64, kills: 5, killSettleMs: 2000, killIntervalMs: 3000,
     jitterMs: 1000, restartTimeoutMs: 10_000, overheadSettleMs: 2000, idleSecs: 60, nIdleBig: 256, warmupSecs: 2,
-    wrkSecs: 10, throughputRounds: 3, stopReps: 3, reloads: 3, crashSecs: 20,
+    wrkSecs: 10, throughputRounds: 3, stopReps: 3, reloads: 3, crashSecs: 20, idleSecsBig: 60, churnDeaths: 20_000, churnStuckMs: 10_000,
   },
   quick: {
-    readyRuns: 3, readyWarmup: 1, readyRunsBig: 3, nReadyBig: 64, kills: 3, killSettleMs: 1000, killIntervalMs: 1000,
-    jitterMs: 300, restartTimeoutMs: 5000, overheadSettleMs: 2000, idleSecs: 10, nIdleBig: 64, warmupSecs: 1,
-    wrkSecs: 3, throughputRounds: 1, stopReps: 1, reloads: 2, crashSecs: 5,
+    readyRuns: 3, readyWarmup: 1, readyRunsBig: 2, nReadyBig: 64, kills: 3, killSettleMs: 1000, killIntervalMs: 1000,
+    jitterMs: 300, restartTimeoutMs: 5000, overheadSettleMs: 2000, idleSecs: 60, nIdleBig: 256, warmupSecs: 1,
+    wrkSecs: 3, throughputRounds: 1, stopReps: 1, reloads: 2, crashSecs: 20, idleSecsBig: 10, churnDeaths: 1000, churnStuckMs: 10_000,
   },
 };
 
@@ -80,8 +85,8 @@ function parseCli() {
     }
     return allowed.filter((a) => items.includes(a));
   };
-  const recipes = list(parsed.only, RECIPES.map((r) => r.name), 'recipe');
-  const tests = list(parsed.tests, ALL_TESTS, 'test');
+  const recipes = list(parsed.only ?? (parsed.quick ? QUICK_RECIPES.join(',') : undefined), RECIPES.map((r) => r.name), 'recipe');
+  const tests = list(parsed.tests ?? (parsed.quick ? QUICK_TESTS.join(',') : undefined), ALL_TESTS, 'test');
   return { ...parsed, recipes, tests };
 }
 
@@ -108,7 +113,7 @@ async function main() {
   const tsArgs = (cli['ts-args'] ?? '').split(/\s+/).filter(Boolean);
   if (tsArgs.length > 0) RECIPES.find((r) => r.name === 'spawn-fcgi-ts').extraArgs = tsArgs;
   const complete = cli.recipes.length === RECIPES.length && cli.tests.length === ALL_TESTS.length && tsArgs.length === 0;
-  const outDir = cli.out ?? (!complete ? '/tmp/spawn-fcgi-bench-out' : cli.quick ? '/tmp/spawn-fcgi-bench-quick' : join(REPO, 'bench'));
+  const outDir = cli.out ?? (cli.quick ? '/tmp/spawn-fcgi-bench-quick' : complete ? join(REPO, 'bench') : '/tmp/spawn-fcgi-bench-out');
   const notes = [];
 
   // ---- tools
@@ -213,18 +218,22 @@ async function main() {
     } else if (test === 'restart') {
       for (const recipe of selected) results.recipes[recipe.name].restart = await testRestart(ctx, recipe);
     } else if (test === 'overhead') {
-      for (const [key, n] of [['overhead4', 4], ['overheadBig', p.nIdleBig]]) {
+      for (const [key, n, idleSecs] of [['overhead4', 4, p.idleSecs], ['overheadBig', p.nIdleBig, p.idleSecsBig ?? p.idleSecs]]) {
         // side by side, as many at once as memory allows (~12 MB per exec'd php-cgi; 60 % of the free memory)
         const perRecipeKb = n * 12 * 1024;
         const fit = Math.max(1, Math.floor(((memAvailableKb() ?? 4e6) * 0.6) / perRecipeKb));
         const groups = [];
         for (let i = 0; i < selected.length; i += fit) groups.push(selected.slice(i, i + fit));
         for (const group of groups) {
-          const res = await testOverheadGroup(ctx, group, n, p.idleSecs);
+          const res = await testOverheadGroup(ctx, group, n, idleSecs);
           for (const [name, v] of Object.entries(res)) results.recipes[name][key] = v;
           save();
         }
       }
+    } else if (test === 'churn') {
+      // side by side: the figure is memory, not speed
+      const res = await testChurnGroup(ctx, selected, p.churnDeaths);
+      for (const [name, v] of Object.entries(res)) results.recipes[name].churn = v;
     } else if (test === 'throughput') {
       for (let round = 1; round <= p.throughputRounds; round++) {
         for (const recipe of rotated(round - 1)) {

@@ -11,6 +11,8 @@ import { log } from './util.mjs';
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const TS_CLI = join(REPO, 'dist', 'cli.mjs');
 export const TS_HELPER = join(REPO, 'build', 'spawn-fcgi-ts-helper');
+/** The Node floor's whole program (issue 10): spawn one child, forward stop signals. */
+export const NODE_FLOOR = join(REPO, 'scripts', 'bench', 'node-floor.cjs');
 
 export const APT_PACKAGES = ['spawn-fcgi', 'multiwatch', 'php-cgi', 'php-fpm', 'supervisor', 'nginx', 'wrk', 'libfcgi-bin'];
 
@@ -64,8 +66,10 @@ export const RECIPES = [
     daemonizes: false,
     crashloop: true,
     reload: { signal: 'SIGHUP', label: 'SIGHUP (rolling restart)' },
-    build({ sock, n, worker, maxRequests }) {
-      return { argv: [process.execPath, this.cli ?? TS_CLI, '-n', '-s', sock, '-F', String(n), ...(this.extraArgs ?? []), '--', worker], env: phpEnv(maxRequests) };
+    // churn: every worker death counts as the death of a long-running child (no backoff), as multiwatch -t 1.
+    build({ sock, n, worker, maxRequests, churn }) {
+      const churnArgs = churn ? ['--stable-after', '1ms'] : [];
+      return { argv: [process.execPath, this.cli ?? TS_CLI, '-n', '-s', sock, '-F', String(n), ...churnArgs, ...(this.extraArgs ?? []), '--', worker], env: phpEnv(maxRequests) };
     },
   },
   {
@@ -93,8 +97,27 @@ export const RECIPES = [
     crashloop: true,
     // multiwatch 1.0 takes SIGHUP as "shut down" (it forwards its graceful signal): no reload.
     reload: null,
-    build({ sock, n, worker, maxRequests }) {
-      return { argv: [which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), '--', worker], env: phpEnv(maxRequests) };
+    // churn: -t 1 resets multiwatch's retry counter for any child that lived 1 ms (it would give a slot up
+    // after 3 deaths within 10 s otherwise).
+    build({ sock, n, worker, maxRequests, churn }) {
+      return { argv: [which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker], env: phpEnv(maxRequests) };
+    },
+  },
+  {
+    // Issue 10's yardstick: what a Node.js supervisor costs before it does anything itself. A bare node
+    // process (scripts/bench/node-floor.cjs) whose only child is the multiwatch recipe's command and which
+    // forwards stop signals. Its supervisors are node + multiwatch.
+    name: 'node-floor',
+    short: 'node-floor',
+    title: 'node → spawn-fcgi -n -- multiwatch -f N',
+    command: 'node scripts/bench/node-floor.cjs spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi',
+    tools: [['spawn-fcgi', 'spawn-fcgi'], ['multiwatch', 'multiwatch'], ['php-cgi', 'php-cgi']],
+    workerRe: /^php-cgi/,
+    daemonizes: false,
+    crashloop: true,
+    reload: null,
+    build({ sock, n, worker, maxRequests, churn }) {
+      return { argv: [process.execPath, NODE_FLOOR, which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker], env: phpEnv(maxRequests) };
     },
   },
   {

@@ -12,9 +12,10 @@ let counter = 0;
 
 export class Run {
   /**
-   * ctx: {tmpRoot, readyScript}; options: {n, label, worker, maxRequests}
+   * ctx: {tmpRoot, readyScript}; options: {n, label, worker, maxRequests, churn (the recipe's settings for
+   * a churn test)}
    */
-  constructor(ctx, recipe, { n, label, worker = ctx.phpCgi, maxRequests = 0 }) {
+  constructor(ctx, recipe, { n, label, worker = ctx.phpCgi, maxRequests = 0, churn = false }) {
     this.ctx = ctx;
     this.recipe = recipe;
     this.n = n;
@@ -22,7 +23,7 @@ export class Run {
     this.runDir = join(ctx.tmpRoot, `${recipe.name}-${label}-${++counter}`);
     mkdirSync(this.runDir, { recursive: true });
     this.sock = join(this.runDir, 'php.sock');
-    const { argv, env } = recipe.build({ sock: this.sock, n, worker, runDir: this.runDir, maxRequests });
+    const { argv, env } = recipe.build({ sock: this.sock, n, worker, runDir: this.runDir, maxRequests, churn });
     this.argv = argv;
     this.env = env;
     this.exit = null;

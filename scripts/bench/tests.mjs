@@ -379,3 +379,75 @@ async function crashOne(ctx, recipe, variant, secs) {
   log(`${recipe.name} crash loop (${variant}): ${res.attempts} tries in ${secs} s (${fixed(res.attempts_per_slot, 1)} per slot), supervisor CPU ${fixed(res.supervisor_cpu_ms, 1)} ms, spawner ${exitedAt === null ? 'still running' : `exited after ${fixed(exitedAt, 0)} ms (${describeExit(run.exit)})`}`);
   return res;
 }
+
+// ---------------------------------------------------------------- churn
+/**
+ * Supervisor memory under worker churn: N=4, every worker SIGKILLed as soon as it runs php-cgi, until
+ * `deaths` have died; the supervisors' RSS before and after (the lowest of ten samples over a second: RSS
+ * swings with each garbage collection) and their CPU per death. The recipes run side by side (with their
+ * churn settings: no backoff, no giving up), each churned by its own loop.
+ */
+export async function testChurnGroup(ctx, recipes, deaths) {
+  const n = 4;
+  const runs = recipes.map((recipe) => new Run(ctx, recipe, { n, label: 'churn', churn: true }).start());
+  const readies = await Promise.all(runs.map((run) => run.waitReady({ timeoutMs: 60_000, stuckMs: 10_000 })));
+  await sleep(ctx.p.overheadSettleMs);
+  const out = {};
+  await Promise.all(runs.map(async (run, i) => {
+    const recipe = recipes[i];
+    const res = { n, deaths_target: deaths, ready: readies[i] };
+    out[recipe.name] = res;
+    if (readies[i].final_workers === 0) {
+      res.error = `never served: ${readies[i].gave_up}`;
+      return;
+    }
+    res.before = await quietSample(run, n);
+    const t0 = now();
+    Object.assign(res, await churnRun(run, deaths, ctx.p.churnStuckMs));
+    res.churn_ms = now() - t0;
+    res.after = await quietSample(run, n);
+    res.cpu_ms_per_death = res.deaths > 0 ? (res.after.sup_cpu_ms - res.before.sup_cpu_ms) / res.deaths : null;
+    log(`${recipe.name} churn: ${res.deaths} deaths in ${fixed(res.churn_ms / 1000, 1)} s${res.stuck ? ` (${res.stuck})` : ''}; supervisor RSS ${res.before.sup_rss_kb} kB → ${res.after.sup_rss_kb ?? '?'} kB, CPU ${fixed(res.cpu_ms_per_death, 2)} ms per death`);
+  }));
+  const stops = await Promise.all(runs.map((run) => run.stop('SIGTERM', 60_000)));
+  recipes.forEach((recipe, i) => {
+    out[recipe.name].stop = stops[i];
+    out[recipe.name].output_tail = runs[i].outputTail();
+  });
+  return out;
+}
+
+/** n workers up (or 10 s), then the supervisors' lowest RSS of ten samples over a second. */
+async function quietSample(run, n) {
+  const t = now();
+  while (now() - t < 10_000 && run.poll().workers.length < n) await sleep(5);
+  await sleep(300);
+  let best = null;
+  for (let i = 0; i < 10; i++) {
+    const s = run.sampleSupervisors();
+    if (best === null || s.sup_rss_kb < best.sup_rss_kb) best = s;
+    await sleep(100);
+  }
+  return { ...best, sup_cpu_ms: run.sampleSupervisors().sup_cpu_ms };
+}
+
+/** SIGKILL every worker of the run as soon as it is seen, until `deaths`; stops when nothing respawns for stuckMs. */
+async function churnRun(run, deaths, stuckMs) {
+  const killed = new Set();
+  let lastKill = now();
+  while (killed.size < deaths) {
+    if (!run.rootAlive) return { deaths: killed.size, stuck: `the spawner exited (${describeExit(run.exit)})` };
+    for (const w of run.poll().workers) {
+      if (killed.size >= deaths) break;
+      const key = `${w.pid}:${w.starttime}`;
+      if (killed.has(key)) continue;
+      if (signalIfSame(w.pid, w.starttime, 'SIGKILL')) {
+        killed.add(key);
+        lastKill = now();
+      }
+    }
+    if (now() - lastKill > stuckMs) return { deaths: killed.size, stuck: `no worker to kill for ${stuckMs / 1000} s` };
+    await sleep(2);
+  }
+  return { deaths: killed.size };
+}

@@ -28,8 +28,8 @@ test('--max-rss recycles a child that grew past the limit: the replacement start
   }
   assert.ok(grown !== undefined, 'one child grew to 90 MB');
   assert.ok((readStatus(grown)?.vmRssKb ?? 0) > 70 * 1024);
-  await waitFor(() => isGone(grown!), { timeoutMs: 5000, what: 'the grown child to be recycled' });
-  await waitFor(() => pool.childPids().length === 2, { timeoutMs: 5000 });
+  await waitFor(() => isGone(grown!), { timeoutMs: 20_000, what: 'the grown child to be recycled' });
+  await waitFor(() => pool.childPids().length === 2, { timeoutMs: 20_000 });
   const survivors = pool.childPids();
   assert.equal(survivors.filter((pid) => before.includes(pid)).length, 1, 'only the big child was replaced');
   const slots = (await status(socket)).slots;
@@ -43,7 +43,7 @@ test('--max-age recycles every child after about that long, not all at the same 
   const socket = join(dir, 'age.sock');
   const pool = await startPool(['-s', socket, '-F', '2', '--max-age', '1s', '--', RESPONDER]);
   const first = pool.childPids();
-  await waitFor(() => pool.childPids().length === 2 && pool.childPids().every((pid) => !first.includes(pid)), { timeoutMs: 5000, what: 'both children to be recycled' });
+  await waitFor(() => pool.childPids().length === 2 && pool.childPids().every((pid) => !first.includes(pid)), { timeoutMs: 20_000, what: 'both children to be recycled' });
   const slots = (await status(socket)).slots;
   for (const slot of slots) assert.match(slot.lastExit?.reason ?? '', /^recycled: max age 1000 ms/);
   // Requests keep being answered across the recycling.

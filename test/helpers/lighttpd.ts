@@ -77,6 +77,8 @@ export interface LoadResult {
   error?: string;
   /** Date.now() when the answer (or the error) arrived. */
   at: number;
+  /** Date.now() when the request was sent. */
+  startedAt?: number;
 }
 
 /**
@@ -90,11 +92,12 @@ export async function httpLoad(url: string, options: { concurrency: number; requ
   const worker = async () => {
     while (more()) {
       started++;
+      const startedAt = Date.now();
       try {
         const answer = await httpRequest(url, { timeoutMs: options.timeoutMs ?? 10_000 });
-        results.push({ status: answer.status, body: answer.body, at: Date.now() });
+        results.push({ status: answer.status, body: answer.body, at: Date.now(), startedAt });
       } catch (error) {
-        results.push({ status: 0, body: '', error: (error as Error).message, at: Date.now() });
+        results.push({ status: 0, body: '', error: (error as Error).message, at: Date.now(), startedAt });
       }
     }
   };

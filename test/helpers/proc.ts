@@ -142,6 +142,21 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/**
+ * The descriptor count of a process once it has stopped changing (the same in `reads` reads `intervalMs`
+ * apart): what to compare against after a start-up whose pipes close at their own pace on a busy machine.
+ */
+export async function settledFdCount(pid: number, options: { reads?: number; intervalMs?: number; timeoutMs?: number } = {}): Promise<number> {
+  const { reads = 4, intervalMs = 100, timeoutMs = 20_000 } = options;
+  const seen: number[] = [];
+  return waitFor(() => {
+    seen.push(fdCount(pid));
+    const last = seen.slice(-reads);
+    // A process always holds some descriptors, so the count is never a falsy 0.
+    return last.length === reads && last.every((n) => n === last[0]) ? last[0] : undefined;
+  }, { timeoutMs, intervalMs, what: `a steady descriptor count of ${pid}` });
+}
+
 /** Send a signal if the process is still there; never throws. */
 export function signalIfAlive(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (isGone(pid)) return;

@@ -166,7 +166,7 @@ function sh(...args: string[]): string {
 
 // ---------------------------------------------------------------- exec success
 
-test('exec success: status fd closes empty, --listen makes the bound socket accept, stray fds are closed', { timeout: 10000 }, async (t) => {
+test('exec success: status fd closes empty, --listen makes the bound socket accept, stray fds are closed', { timeout: 60_000 }, async (t) => {
   requireResponder();
   const dir = tempDir(t, 'sfts-helper-');
   const path = join(dir, 'app.sock');
@@ -206,7 +206,7 @@ test('exec success: status fd closes empty, --listen makes the bound socket acce
   assert.equal(r.stderr(), '');
 });
 
-test('without --status-fd a successful exec needs no fd 3', { timeout: 10000 }, async (t) => {
+test('without --status-fd a successful exec needs no fd 3', { timeout: 60_000 }, async (t) => {
   const r = runHelper(t, ['--', '/bin/sh', '-c', 'echo "ran $0 $1"', 'a', 'b']);
   assert.deepEqual(await r.exit, { code: 0, signal: null });
   await r.status;
@@ -260,7 +260,7 @@ describe('each failure writes one line to the status fd and exits 111', () => {
   ];
 
   for (const c of cases) {
-    test(c.name, { timeout: 10000, ...(c.rootOnly ? ROOT_ONLY : {}) }, async (t) => {
+    test(c.name, { timeout: 60_000, ...(c.rootOnly ? ROOT_ONLY : {}) }, async (t) => {
       const dir = tempDir(t, 'sfts-helper-');
       fs.writeFileSync(join(dir, 'not-exec'), '#!/bin/sh\nexit 0\n', { mode: 0o644 });
       let fd0: number | 'ignore' = 'ignore';
@@ -280,14 +280,14 @@ describe('each failure writes one line to the status fd and exits 111', () => {
     });
   }
 
-  test('without --status-fd the line goes to stderr', { timeout: 10000 }, async (t) => {
+  test('without --status-fd the line goes to stderr', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--', missing]);
     assert.deepEqual(await r.exit, { code: 111, signal: null });
     await r.status;
     assert.equal(r.stderr(), `exec('${missing}') failed: No such file or directory\n`);
   });
 
-  test('a --status-fd that is not open is reported on stderr', { timeout: 10000 }, async (t) => {
+  test('a --status-fd that is not open is reported on stderr', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '9', '--', '/bin/true']);
     assert.deepEqual(await r.exit, { code: 111, signal: null });
     assert.equal(r.stderr(), 'status fd 9 is not open: Bad file descriptor\n');
@@ -296,7 +296,7 @@ describe('each failure writes one line to the status fd and exits 111', () => {
 
 // ---------------------------------------------------------------- rlimits
 
-test('rlimits are applied before exec', { timeout: 10000 }, async (t) => {
+test('rlimits are applied before exec', { timeout: 60_000 }, async (t) => {
   const r = runHelper(t, [
     '--status-fd', '3',
     '--rlimit', 'nofile=123:456',
@@ -318,11 +318,11 @@ test('rlimits are applied before exec', { timeout: 10000 }, async (t) => {
 
 // ---------------------------------------------------------------- signals
 
-test('signal dispositions and mask are reset: an inherited SIG_IGN for TERM does not reach the app', { timeout: 10000 }, async (t) => {
+test('signal dispositions and mask are reset: an inherited SIG_IGN for TERM does not reach the app', { timeout: 60_000 }, async (t) => {
   const TERM_BIT = 1n << BigInt(SIGTERM - 1);
   // Control: without the helper the ignored SIGTERM survives exec.
   const control = run(t, '/bin/sh', ['-c', 'trap "" TERM; exec /bin/sleep 30']);
-  await waitFor('the control sleep', () => exeOf(control.pid) === SLEEP, 3000);
+  await waitFor('the control sleep', () => exeOf(control.pid) === SLEEP, 20_000);
   assert.notEqual(BigInt(`0x${procStatus(control.pid)!.SigIgn}`) & TERM_BIT, 0n, 'the control must ignore SIGTERM');
 
   const r = run(t, '/bin/sh', ['-c', 'trap "" TERM; exec "$0" --status-fd 3 -- /bin/sleep 30', HELPER]);
@@ -343,23 +343,23 @@ test('signal dispositions and mask are reset: an inherited SIG_IGN for TERM does
  */
 async function underShell(t: TestContext, helperArgs: string[]): Promise<{ shell: Run; pid: number }> {
   const shell = run(t, '/bin/sh', ['-c', '"$0" "$@" --parent $$ -- /bin/sleep 30 & echo $!; wait', HELPER, ...helperArgs]);
-  await waitFor('the helper pid from sh', () => shell.stdout().includes('\n'), 3000);
+  await waitFor('the helper pid from sh', () => shell.stdout().includes('\n'), 20_000);
   const pid = Number(shell.stdout().trim());
   assert.ok(Number.isInteger(pid) && pid > 0, `bad pid '${shell.stdout()}'`);
   killAfter(t, pid);
-  await waitFor('the exec of sleep', () => exeOf(pid) === SLEEP || deadOrZombie(pid), 3000);
+  await waitFor('the exec of sleep', () => exeOf(pid) === SLEEP || deadOrZombie(pid), 20_000);
   assert.equal(exeOf(pid), SLEEP, `helper failed: ${shell.stderr()}`);
   assert.equal(procStatus(pid)!.PPid, String(shell.pid));
   return { shell, pid };
 }
 
-test('--pdeathsig: the app dies when its parent is killed', { timeout: 10000 }, async (t) => {
+test('--pdeathsig: the app dies when its parent is killed', { timeout: 60_000 }, async (t) => {
   const { shell, pid } = await underShell(t, ['--pdeathsig', String(SIGTERM)]);
   process.kill(shell.pid, 'SIGKILL');
-  await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 1000);
+  await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 20_000);
 });
 
-test('control: without --pdeathsig the app outlives its parent', { timeout: 10000 }, async (t) => {
+test('control: without --pdeathsig the app outlives its parent', { timeout: 60_000 }, async (t) => {
   const { shell, pid } = await underShell(t, []);
   process.kill(shell.pid, 'SIGKILL');
   await shell.exit;
@@ -404,7 +404,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     if (errors.length > 0) throw errors[0];
   });
 
-  test('--gid --groups --uid sets uid, gid and the supplementary groups', { timeout: 10000 }, async (t) => {
+  test('--gid --groups --uid sets uid, gid and the supplementary groups', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
@@ -437,7 +437,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     }
   });
 
-  test('without --groups the supplementary groups are cleared', { timeout: 10000 }, async (t) => {
+  test('without --groups the supplementary groups are cleared', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--uid', String(uid), '--', '/bin/sleep', '5']);
     assert.equal(await r.status, '');
     const status = procStatus(r.pid)!;
@@ -446,7 +446,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     assert.deepEqual(ids(status.Groups), []);
   });
 
-  test('--chdir happens as the target user', { timeout: 10000 }, async (t) => {
+  test('--chdir happens as the target user', { timeout: 60_000 }, async (t) => {
     const dir = tempDir(t, 'sfts-helper-');
     fs.chmodSync(dir, 0o700); // root only: the dropped user may not enter
     const r = runHelper(t, ['--status-fd', '3', '--gid', String(gid), '--uid', String(uid), '--chdir', dir, '--', '/bin/true']);
@@ -454,11 +454,11 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
     assert.equal((await r.exit).code, 111);
   });
 
-  test('--pdeathsig survives the privilege drop', { timeout: 10000 }, async (t) => {
+  test('--pdeathsig survives the privilege drop', { timeout: 60_000 }, async (t) => {
     const { shell, pid } = await underShell(t, ['--gid', String(gid), '--groups', `${gid},${extraGid}`, '--uid', String(uid), '--pdeathsig', String(SIGTERM)]);
     assert.deepEqual(ids(procStatus(pid)!.Uid), Array(4).fill(String(uid)));
     process.kill(shell.pid, 'SIGKILL');
-    await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 1000);
+    await waitFor(`pid ${pid} to die after its parent`, () => deadOrZombie(pid), 20_000);
   });
 });
 
@@ -482,7 +482,7 @@ async function chrootedResponder(t: TestContext, dropArgs: string[]): Promise<{ 
   return { body: parseCgiResponse(answer.stdout).body, pid: r.pid };
 }
 
-test('--chroot --chdir: a static app runs in an empty jail on an fd bound outside it', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
+test('--chroot --chdir: a static app runs in an empty jail on an fd bound outside it', { timeout: 60_000, ...ROOT_ONLY }, async (t) => {
   const { body, pid } = await chrootedResponder(t, []);
   assert.match(body, new RegExp(`^pid=${pid}$`, 'm'));
   assert.match(body, /^cwd=\/www$/m);
@@ -490,7 +490,7 @@ test('--chroot --chdir: a static app runs in an empty jail on an fd bound outsid
   assert.match(body, /^uid=0 euid=0$/m);
 });
 
-test('--chroot with a drop to nobody: the groups are set in the jail, where /etc/group is out of reach', { timeout: 10000, ...ROOT_ONLY }, async (t) => {
+test('--chroot with a drop to nobody: the groups are set in the jail, where /etc/group is out of reach', { timeout: 60_000, ...ROOT_ONLY }, async (t) => {
   const nobody = sh('id', '-u', 'nobody');
   const nogroup = sh('id', '-g', 'nobody');
   const { body } = await chrootedResponder(t, ['--gid', nogroup, '--groups', nogroup, '--uid', nobody]);
@@ -503,39 +503,39 @@ test('--chroot with a drop to nobody: the groups are set in the jail, where /etc
 // ---------------------------------------------------------------- init mode (PID 1 of a container)
 
 describe('--init: a child subreaper that forwards signals and relays the exit status', () => {
-  test("exits with the program's status", { timeout: 10000 }, async (t) => {
+  test("exits with the program's status", { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'exit 7']);
     assert.deepEqual(await r.exit, { code: 7, signal: null });
   });
 
-  test('128 + N when the program dies of signal N', { timeout: 10000 }, async (t) => {
+  test('128 + N when the program dies of signal N', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', 'kill -9 $$']);
     assert.deepEqual(await r.exit, { code: 137, signal: null });
   });
 
-  test('forwards signals to the program', { timeout: 10000 }, async (t) => {
+  test('forwards signals to the program', { timeout: 60_000 }, async (t) => {
     const dir = tempDir(t, 'sfts-init-');
     const ready = join(dir, 'ready');
     const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `trap 'exit 5' TERM; touch ${ready}; while :; do sleep 0.05; done`]);
-    await waitFor('the program to set its trap', () => fs.existsSync(ready), 5000);
+    await waitFor('the program to set its trap', () => fs.existsSync(ready), 30_000);
     process.kill(r.pid, 'SIGTERM');
     assert.deepEqual(await r.exit, { code: 5, signal: null });
   });
 
-  test('reaps orphaned grandchildren (no zombie left behind)', { timeout: 10000 }, async (t) => {
+  test('reaps orphaned grandchildren (no zombie left behind)', { timeout: 60_000 }, async (t) => {
     const dir = tempDir(t, 'sfts-init-');
     const orphanPidFile = join(dir, 'orphan');
     // The subshell forks `sleep` and exits: sleep is orphaned, reparented to the helper (a subreaper), and dies.
     const r = runHelper(t, ['--init', '--', '/bin/sh', '-c', `(sleep 0.3 & echo $! > ${orphanPidFile}); exec sleep 30`]);
-    await waitFor('the orphan pid', () => fs.existsSync(orphanPidFile) && fs.readFileSync(orphanPidFile, 'utf8').endsWith('\n'), 5000);
+    await waitFor('the orphan pid', () => fs.existsSync(orphanPidFile) && fs.readFileSync(orphanPidFile, 'utf8').endsWith('\n'), 30_000);
     const orphan = Number(fs.readFileSync(orphanPidFile, 'utf8'));
     assert.equal(procStatus(orphan)?.PPid, String(r.pid), 'the orphan belongs to the helper');
-    await waitFor(`orphan ${orphan} to be reaped`, () => procStatus(orphan) === undefined, 5000);
+    await waitFor(`orphan ${orphan} to be reaped`, () => procStatus(orphan) === undefined, 30_000);
     process.kill(r.pid, 'SIGTERM');
     assert.deepEqual(await r.exit, { code: 143, signal: null });
   });
 
-  test('usage: --init needs -- PROGRAM', { timeout: 10000 }, async (t) => {
+  test('usage: --init needs -- PROGRAM', { timeout: 60_000 }, async (t) => {
     const r = runHelper(t, ['--init', '/bin/true']);
     assert.deepEqual(await r.exit, { code: 111, signal: null });
     assert.equal(r.stderr(), 'usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]\n');
