@@ -70,7 +70,7 @@ async function startContainer(socket: string): Promise<Container> {
   unshare.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const exited = new Promise<Exit>((resolve) => unshare.once('exit', (code, signal) => resolve({ code, signal })));
   const init = await waitFor(() => childrenOf(unshare.pid!)[0], { what: 'the namespace PID 1' });
-  await waitFor(() => /children serving on /.test(stderr), { timeoutMs: 20_000, what: `the pool to serve (stderr: ${stderr})` });
+  await waitFor(() => /(child|children) serving on /.test(stderr), { timeoutMs: 20_000, what: `the pool to serve (stderr: ${stderr})` });
   return { unshare, init, exited, stderr: () => stderr };
 }
 

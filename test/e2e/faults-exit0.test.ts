@@ -74,7 +74,7 @@ test('/bin/true as the app: the supervisor stays up and restarts it at a bounded
   let log = '';
   supervisor.stderr!.setEncoding('utf8').on('data', (chunk: string) => { log += chunk; });
   t.after(() => { signalIfAlive(supervisor.pid!, 'SIGKILL'); untrack(supervisor.pid!); });
-  await waitFor(() => /children serving on /.test(log), { timeoutMs: 15_000, what: 'start-up over' });
+  await waitFor(() => /(child|children) serving on /.test(log), { timeoutMs: 15_000, what: 'start-up over' });
   const count = () => (log.match(/\(planned\)/g) ?? []).length;
   const ticks0 = cpuTicks(supervisor.pid!);
   const planned0 = count();

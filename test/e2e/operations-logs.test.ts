@@ -60,7 +60,7 @@ test('--log-file writes there; SIGUSR1 reopens it after logrotate moved it, losi
   const log = join(dir, 'pool.log');
   const pool = await startPool(['-s', join(dir, 'file.sock'), '-F', '2', '--log-file', log, '--', CHATTY, RESPONDER]);
   assert.equal(pool.stderr(), '', 'nothing on stderr with --log-file');
-  await waitFor(() => readFileSync(log, 'utf8').includes('children serving on'), { timeoutMs: 5000 });
+  await waitFor(() => readFileSync(log, 'utf8').includes('children serving on'), { timeoutMs: 30_000 });
   renameSync(log, `${log}.1`);
   // Lines written after the move but before SIGUSR1 still go to the old file (as with any daemon).
   process.kill(pool.pid, 'SIGUSR1');

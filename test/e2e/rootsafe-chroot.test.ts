@@ -83,7 +83,7 @@ describe('the socket path inside a chroot', () => {
     assert.deepEqual(readdirSync(join(jail, 'tmp')).filter((n) => !n.endsWith('.control')), ['php.sock'], 'no stray or truncated socket');
     const info = parseResponder((await pool.request()).body);
     assert.equal(readlinkSync(`/proc/${info.pid}/root`), jail);
-    assert.match(pool.stderr(), /children serving on \/tmp\/php\.sock/);
+    assert.match(pool.stderr(), /1 child serving on \/tmp\/php\.sock/);
     assert.doesNotMatch(pool.stderr(), /couldn't chmod/);
     assert.deepEqual(await pool.stop(), { code: 0, signal: null });
     assert.ok(!existsSync(inside), 'removed at stop');
