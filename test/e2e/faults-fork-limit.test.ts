@@ -75,7 +75,7 @@ test('fork limit at run time (pids cgroup): EAGAIN → backing off with the reas
 
   writeFileSync(join(cgroup, 'pids.max'), 'max');
   await waitFor(() => pool.childPids().length === 2, { timeoutMs: 10_000, what: 'two children again' });
-  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+  assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
   const exit = await pool.stop('SIGTERM', 15_000);
   assert.deepEqual(exit, { code: 0, signal: null });
   assert.equal(existsSync(sock), false);

@@ -42,12 +42,12 @@ test('SIGALRM, SIGVTALRM, SIGPROF, SIGXFSZ, SIGPIPE: logged and ignored; the poo
   const children = pool.childPids();
   for (const signal of ['SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXFSZ', 'SIGPIPE'] as const) {
     process.kill(pool.pid, signal);
-    if (signal !== 'SIGPIPE') await waitFor(() => pool.stderr().includes(`${signal} received: ignored`), { timeoutMs: 5000, what: `${signal} logged` });
+    if (signal !== 'SIGPIPE') await waitFor(() => pool.stderr().includes(`${signal} received: ignored`), { timeoutMs: 30_000, what: `${signal} logged` });
   }
   await sleep(200);
   assert.equal(pool.exitStatus(), undefined, `the supervisor died of a signal:\n${pool.stderr()}`);
   assert.deepEqual(pool.childPids(), children, 'the children were not touched');
-  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+  assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
   const exit = await pool.stop('SIGTERM', 15_000);
   assert.deepEqual(exit, { code: 0, signal: null });
   assert.equal(existsSync(sock), false);

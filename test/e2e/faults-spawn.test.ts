@@ -63,7 +63,7 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
     return s.state === 'running' && s.pid !== null ? s : undefined;
   }, { timeoutMs: 10_000, what: 'the slot running again' });
   assert.deepEqual(pool.childPids(), [back.pid]);
-  const answer = await pool.request({}, { timeoutMs: 5000 });
+  const answer = await pool.request({}, { timeoutMs: 30_000 });
   assert.equal(answer.appStatus, 0);
 
   // While backing off again, TERM must not wait the kill timeout (default 10 s) for a child that does not exist.
@@ -118,7 +118,7 @@ test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor
   assert.equal(pool.exitStatus(), undefined);
   renameSync(`${helper.path}.good`, helper.path);
   await waitFor(() => pool.childPids().length === 1, { timeoutMs: 10_000, what: 'a child again' });
-  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+  assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
 });
 
 test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EMFILE", exit 255, nothing left', async (t) => {
@@ -150,7 +150,7 @@ test('out of descriptors at run time (prlimit --nofile on the running supervisor
   const raise = spawnSync('prlimit', ['--pid', String(pool.pid), '--nofile=1024:'], { encoding: 'utf8' });
   assert.equal(raise.status, 0, raise.stderr);
   await waitFor(() => pool.childPids().length === 2, { timeoutMs: 10_000, what: 'two children again' });
-  assert.equal((await pool.request({}, { timeoutMs: 5000 })).appStatus, 0);
+  assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
 });
 
 test('a config value over 128 KiB (what exec would refuse with E2BIG) gives one line and exit 255, not exit 0', async (t) => {

@@ -18,9 +18,9 @@ interface JsonLine { time: string; level: string; event: string; slot?: number; 
 test('--log-format json: every stderr line is one JSON object; children output carries slot and pid', async () => {
   const pool = await startPool(['-s', join(dir, 'json.sock'), '-F', '2', '--log-format', 'json', '--', CHATTY, RESPONDER]);
   const pids = pool.childPids();
-  await waitFor(() => (pool.stderr().match(/hello from stderr/g) ?? []).length === 2, { timeoutMs: 5000, what: 'both children to speak' });
+  await waitFor(() => (pool.stderr().match(/hello from stderr/g) ?? []).length === 2, { timeoutMs: 30_000, what: 'both children to speak' });
   process.kill(pids[0]!, 'SIGKILL');
-  await waitFor(() => pool.stderr().includes('"event":"spawn"'), { timeoutMs: 5000, what: 'the restart to be logged' });
+  await waitFor(() => pool.stderr().includes('"event":"spawn"'), { timeoutMs: 30_000, what: 'the restart to be logged' });
   await pool.stop();
   const lines = pool.stderr().trim().split('\n').map((l) => JSON.parse(l) as JsonLine);
   for (const line of lines) {
@@ -50,7 +50,7 @@ test('--log-format json: every stderr line is one JSON object; children output c
 test('text logs prefix children lines with [slot:pid]; spawn-fcgi lines keep their wording', async () => {
   const pool = await startPool(['-s', join(dir, 'text.sock'), '--', CHATTY, RESPONDER]);
   const [pid] = pool.childPids();
-  await waitFor(() => pool.stderr().includes('hello from stderr'), { timeoutMs: 5000 });
+  await waitFor(() => pool.stderr().includes('hello from stderr'), { timeoutMs: 30_000 });
   await pool.stop();
   assert.match(pool.stderr(), new RegExp(`^spawn-fcgi-ts: \\[0:${pid}\\] hello from stdout ${pid}$`, 'm'));
   assert.match(pool.stderr(), new RegExp(`^spawn-fcgi-ts: \\[0:${pid}\\] child spawned successfully: PID: ${pid}$`, 'm'));
@@ -67,7 +67,7 @@ test('--log-file writes there; SIGUSR1 reopens it after logrotate moved it, losi
   await new Promise((resolve) => setTimeout(resolve, 200));
   const before = pool.childPids();
   for (const pid of before) process.kill(pid, 'SIGKILL');
-  await waitFor(() => { try { return (readFileSync(log, 'utf8').match(/child spawned: PID/g) ?? []).length === 2; } catch { return false; } }, { timeoutMs: 5000, what: 'restarts logged in the new file' });
+  await waitFor(() => { try { return (readFileSync(log, 'utf8').match(/child spawned: PID/g) ?? []).length === 2; } catch { return false; } }, { timeoutMs: 30_000, what: 'restarts logged in the new file' });
   await pool.stop();
   const rotated = readFileSync(`${log}.1`, 'utf8');
   const current = readFileSync(log, 'utf8');

@@ -46,7 +46,7 @@ test('status prints one table with the real PIDs; --json the same data; restarts
   assert.doesNotMatch(table.stdout, /\x1b\[/, 'no colour when stdout is not a terminal');
 
   process.kill(pids[1]!, 'SIGKILL');
-  await waitFor(() => pool.childPids().length === 3 && !pool.childPids().includes(pids[1]!), { timeoutMs: 5000, what: 'the killed child to be replaced' });
+  await waitFor(() => pool.childPids().length === 3 && !pool.childPids().includes(pids[1]!), { timeoutMs: 30_000, what: 'the killed child to be replaced' });
   const json = await runCli(['status', '-s', socket, '--json']);
   assert.equal(json.code, 0, json.stderr);
   const status = JSON.parse(json.stdout) as { supervisorPid: number; children: number; restarts: number; slots: { slot: number; pid: number; state: string; restarts: number; rssBytes: number; lastExit: { signal: string | null; reason: string } | null }[] };

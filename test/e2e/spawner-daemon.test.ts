@@ -102,7 +102,7 @@ test('an app that exits at once: the command exits with its status (1) and leave
   assert.equal(result.code, 1, `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   assert.equal(result.stdout, '', 'no child spawned successfully');
   assert.ok(result.stderr.split('\n').includes('spawn-fcgi-ts: child exited with: 1'), result.stderr);
-  await waitFor(() => processesMentioning(sock).length === 0, { timeoutMs: 3000, what: 'no process mentioning the socket' }).catch(() => undefined);
+  await waitFor(() => processesMentioning(sock).length === 0, { timeoutMs: 30_000, what: 'no process mentioning the socket' }).catch(() => undefined);
   assert.deepEqual(processesMentioning(sock), [], 'a supervisor is still running');
   assert.ok(!existsSync(sock), 'the socket file is removed');
   assert.ok(!existsSync(pidFile), 'no PID file is written for a pool that never served');
@@ -117,7 +117,7 @@ test('one child of -F 3 exits at once: the command fails and the other two are s
   const result = await runCli(['-s', sock, '-F', '3', '--', script]);
   assert.equal(result.code, 4, `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   assert.ok(result.stderr.split('\n').includes('spawn-fcgi-ts: child exited with: 4'), result.stderr);
-  await waitFor(() => processesMentioning(dir).length === 0, { timeoutMs: 5000, what: 'no process left' }).catch(() => undefined);
+  await waitFor(() => processesMentioning(dir).length === 0, { timeoutMs: 30_000, what: 'no process left' }).catch(() => undefined);
   assert.deepEqual(processesMentioning(dir).map((p) => `${p}: ${readStatus(p)?.name}`), []);
   assert.ok(!existsSync(sock));
 });

@@ -281,7 +281,7 @@ for (const mode of ['daemon', 'foreground'] as const) {
           running = processesMentioning(dir);
 
           // A bad input that is not refused would serve until killed: do not wait for that long.
-          const result = await runCli(mode === 'daemon' ? args : ['-n', ...args], { timeoutMs: 8000 });
+          const result = await runCli(mode === 'daemon' ? args : ['-n', ...args], { timeoutMs: 60_000 });
           t.diagnostic(`exit ${result.code}; stderr: ${stderrLines(result).join(' | ')}`);
 
           const expected = item.message(ctx);
@@ -297,7 +297,7 @@ for (const mode of ['daemon', 'foreground'] as const) {
 
           // A daemon may still be on its way out when the command returns: give it a moment.
           const leftover = () => processesMentioning(dir).filter((p) => !running.includes(p));
-          await waitFor(() => leftover().length === 0, { timeoutMs: 3000 }).catch(() => undefined);
+          await waitFor(() => leftover().length === 0, { timeoutMs: 30_000 }).catch(() => undefined);
           assert.deepEqual(leftover(), [], 'processes left running');
           assert.deepEqual(snapshot(dir), before, 'the socket path and the files next to it are untouched');
           await item.check?.(ctx, result);
