@@ -38,7 +38,8 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
 /** The last exit, and where the pool says so, the last spawn error and when a backing-off slot tries again. */
 export function lastExitText(slot: SlotStatus, now: number): string {
   const parts = [slot.lastExit === null ? '-' : `${slot.lastExit.reason}, ${formatDuration(now - slot.lastExit.at)} ago`];
-  if (slot.lastError && !(slot.lastExit?.reason ?? '').includes(slot.lastError)) parts.push(slot.lastError);
+  // The pool sets lastError to the exit's own reason when a child failed: say it once.
+  if (slot.lastError && slot.lastError !== slot.lastExit?.reason) parts.push(slot.lastError);
   if (slot.state === 'backing off' && typeof slot.nextRestartAt === 'number') parts.push(`next try in ${formatDuration(slot.nextRestartAt - now)}`);
   return escapeControl(parts.join('; '));
 }

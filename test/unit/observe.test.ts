@@ -74,4 +74,6 @@ test('fields a newer pool may add (nextRestartAt, lastError) are shown when pres
   assert.deepEqual(parseStatusAnswer(JSON.stringify(withExtras)).slots[1], slot);
   assert.match(renderStatusTable(withExtras, { color: false }), /exit code 1, 2s ago; spawn EAGAIN; next try in 8s/);
   assert.match(renderStatusPage(withExtras), /exit code 1, 2s ago; spawn EAGAIN; next try in 8s/);
+  const sameReason = { ...withExtras, slots: [good.slots[0]!, { ...slot, lastError: 'exit code 1' }] };
+  assert.match(renderStatusTable(sameReason, { color: false }), /exit code 1, 2s ago; next try in 8s/);
 });
