@@ -40,7 +40,7 @@ export function lastExitText(slot: SlotStatus, now: number): string {
   const parts = [slot.lastExit === null ? '-' : `${slot.lastExit.reason}, ${formatDuration(now - slot.lastExit.at)} ago`];
   // The pool sets lastError to the exit's own reason when a child failed: say it once.
   if (slot.lastError && slot.lastError !== slot.lastExit?.reason) parts.push(slot.lastError);
-  if (slot.state === 'backing off' && typeof slot.nextRestartAt === 'number') parts.push(`next try in ${formatDuration(slot.nextRestartAt - now)}`);
+  if (slot.state === 'backing off' && typeof slot.nextRestartAt === 'number') parts.push(`next try in ${slot.nextRestartAt - now < 1000 ? 'under 1s' : formatDuration(slot.nextRestartAt - now)}`);
   return escapeControl(parts.join('; '));
 }
 
