@@ -85,7 +85,9 @@ async function drainUnix(context: DrainContext, filePath: string, abort: AbortSi
   try {
     // With the path gone nothing new arrives: an empty queue (the sentinel included) means everything was taken.
     const queueEmpty = listener === undefined ? undefined : () => unixQueueEmpty(listener);
-    outcome = await sendSentinel({ path: connect.path }, context.timeoutMs, abort, queueEmpty);
+    // Nothing queued now that the path is gone: nothing can be lost, and no sentinel has to wait for a child
+    // (children that never accept, a crash-looping app, would make every stop wait the whole timeout).
+    outcome = queueEmpty?.() === true ? 'taken' : await sendSentinel({ path: connect.path }, context.timeoutMs, abort, queueEmpty);
   } finally {
     connect.release();
   }
@@ -109,7 +111,8 @@ async function drainTcp(context: DrainContext, spec: Extract<SocketSpec, { kind:
   const host = spec.host === '0.0.0.0' ? '127.0.0.1' : spec.host === '::' ? '::1' : spec.host;
   const inode = inodeOf(context.socket.fd);
   const queued = inode === undefined ? null : tcpListenQueue(inode);
-  const outcome = await sendSentinel({ host, port: spec.port }, context.timeoutMs, abort, (localPort) => tcpAccepted(spec.port, localPort));
+  // An empty queue when the stop begins: every connection made before it was already accepted.
+  const outcome = queued === 0 ? 'taken' : await sendSentinel({ host, port: spec.port }, context.timeoutMs, abort, (localPort) => tcpAccepted(spec.port, localPort));
   report(context.logger, outcome, context.timeoutMs, `the accept queue of ${context.socket.label}${queued === null ? '' : ` (${queued} queued)`}`);
   return NOTHING;
 }

@@ -172,8 +172,12 @@ test('the wait is bounded by --kill-timeout: a child busy for longer does not ho
   try {
     const busy = sleepRequest(sock, 20_000, 0);
     await sleep(300);
+    // Queued behind the busy child: the drain has something to wait for (an empty queue needs no wait).
+    const queued = sleepRequest(sock, 100, 0);
+    await sleep(300);
     const exit = await pool.stop('SIGTERM', 30_000);
     const result = await busy;
+    await queued;
     assert.equal(exit.code, 0, pool.stderr());
     assert.match(pool.stderr(), /no child took the accept queue of .* within 1000 ms: stopping anyway/);
     assert.equal(result.ok, false, 'the 20 s request was answered: the stop waited for it');
