@@ -220,8 +220,8 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
       });
     },
     forward: (signal) => pool.forward(signal),
-    grow: () => { pool.grow(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
-    shrink: () => { pool.shrink(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
+    grow: () => { pool.grow(); notifier?.status(count(pool.snapshot().size, 'child', 'children')); },
+    shrink: () => { pool.shrink(); notifier?.status(count(pool.snapshot().size, 'child', 'children')); },
     reopenLogs: () => logger.reopen(),
     ignore: (signal) => logger.warn('signal', `${signal} received: ignored (TERM, INT or QUIT stop the pool)`),
   });

@@ -215,3 +215,19 @@ test('TTIN/TTOU in a pool that sizes itself move the upper bound; in a static on
   s.pool.onQueue('waiting');
   assert.equal(s.launcher.children.length, 3, 'a static pool ignores the queue');
 });
+
+test('readiness of a pool that sizes itself: --min-procs running is ready (0 included); parked slots are no problem', async () => {
+  const { readiness, shapeOfSnapshot } = await import('../../src/health.js');
+  const h = dynamic(0, 2);
+  await h.pool.start();
+  assert.deepEqual(readiness(shapeOfSnapshot(h.pool.snapshot())), { ok: true, reason: '0 of 0 children running' });
+  const one = dynamic(1, 3);
+  await started(one);
+  assert.equal(readiness(shapeOfSnapshot(one.pool.snapshot())).ok, true);
+  // Its one child died: fewer than --min-procs running is not ready.
+  one.launcher.children[0]!.exit(1);
+  await settle();
+  const verdict = readiness(shapeOfSnapshot(one.pool.snapshot()));
+  assert.equal(verdict.ok, false);
+  assert.match(verdict.reason, /^0 of 1 child running, slot 0 /);
+});
