@@ -148,3 +148,17 @@ test('a static pool (the default) runs no queue watcher and shows min = max', as
   assert.doesNotMatch(table.stdout, /min \d/, 'no bounds shown for a static pool');
   await pool.stop();
 });
+
+test('min 0 on TCP through nginx: the watcher listens, the first request is answered (not 502)', async (t) => {
+  const port = await freePort();
+  const pool = await startPool(['-a', '127.0.0.1', '-p', String(port), '-F', '2', '--min-procs', '0', '--idle-timeout', '1s', ...PHP]);
+  await waitFor(() => pool.childPids().length === 0, { timeoutMs: 30_000, what: 'no child left after the probe' });
+  const nginx = await startNginx({ fastcgiPass: `127.0.0.1:${port}`, docroot: PHP_FIXTURES });
+  t.after(() => nginx.stop());
+  const begin = performance.now();
+  const answer = await httpRequest(`${nginx.baseUrl}/sleep.php?ms=0`, { timeoutMs: 30_000 });
+  t.diagnostic(`first request after idle on TCP through nginx: ${(performance.now() - begin).toFixed(1)} ms`);
+  assert.equal(answer.status, 200, answer.body);
+  assert.equal(pool.childPids().length, 1);
+  await pool.stop();
+});
