@@ -6,12 +6,13 @@
  * go to the diagnostics.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { httpRequest, quote, startLighttpd } from '../helpers/lighttpd.js';
 import { startNginx } from '../helpers/nginx.js';
-import { cleanupAll, PHP_FIXTURES, requireBuild, runCli, startPool, type RunningPool } from '../helpers/pool.js';
+import { cleanupAll, PHP_FIXTURES, requireBuild, ROOT, runCli, startPool, track, untrack, type RunningPool } from '../helpers/pool.js';
 import { childrenOf, cmdline, freePort, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
 let dir: string;
@@ -161,4 +162,34 @@ test('min 0 on TCP through nginx: the watcher listens, the first request is answ
   assert.equal(answer.status, 200, answer.body);
   assert.equal(pool.childPids().length, 1);
   await pool.stop();
+});
+
+test('spawn-php.sh and --config: FCGI_MIN_PROCS and FCGI_IDLE_TIMEOUT size the pool', async () => {
+  const socket = join(dir, 'conf.sock');
+  const config = join(dir, 'dyn.conf');
+  writeFileSync(config, `FCGISOCKET="${socket}"\nFCGIPROGRAM=php-cgi\nFCGIPROCS=3\nFCGI_MIN_PROCS=1\nFCGI_IDLE_TIMEOUT=2s\nPHP_FCGI_CHILDREN=0\n`);
+  const viaConfig = await startPool(['--config', config], { target: { path: socket } });
+  const status = await statusJson(socket);
+  assert.deepEqual([status.min, status.max, status.children], [1, 3, 1]);
+  await viaConfig.stop();
+
+  const shSocket = join(dir, 'sh.sock');
+  const child = spawn('sh', [join(ROOT, 'scripts', 'spawn-php.sh'), '-n'], {
+    env: { PATH: process.env.PATH!, FCGISOCKET: shSocket, FCGIPROCS: '2', FCGI_MIN_PROCS: '0', FCGI_IDLE_TIMEOUT: '1s', PHP_FCGI_CHILDREN: '0', SPAWNFCGI: join(ROOT, 'dist', 'cli.mjs') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  track(child.pid!);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    await waitFor(() => /serving on /.test(stderr) || child.exitCode !== null, { timeoutMs: 20_000, what: `spawn-php.sh to serve (${stderr})` });
+    assert.match(stderr, /0 children serving on .* \(sizes itself: 0 to 2\)/);
+    const sh = await statusJson(shSocket);
+    assert.deepEqual([sh.min, sh.max, sh.children], [0, 2, 0]);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    untrack(child.pid!);
+  }
 });
