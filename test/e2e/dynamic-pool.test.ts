@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { httpRequest, quote, startLighttpd } from '../helpers/lighttpd.js';
+import { fcgiLoad } from '../helpers/load.js';
 import { startNginx } from '../helpers/nginx.js';
 import { cleanupAll, PHP_FIXTURES, requireBuild, ROOT, runCli, startPool, track, untrack, type RunningPool } from '../helpers/pool.js';
 import { childrenOf, cmdline, freePort, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
@@ -192,4 +193,29 @@ test('spawn-php.sh and --config: FCGI_MIN_PROCS and FCGI_IDLE_TIMEOUT size the p
     await exited;
     untrack(child.pid!);
   }
+});
+
+test('drain on stop still holds for a grown pool: SIGTERM under load loses no request sent before it', async (t) => {
+  const socket = join(dir, 'drain.sock');
+  const pool = await startPool(['-s', socket, '-F', '3', '--min-procs', '1', '--idle-timeout', '1s', '--kill-timeout', '60s', ...PHP]);
+  const load = fcgiLoad({
+    target: { path: socket },
+    concurrency: 8,
+    durationMs: 60_000,
+    params: (i) => ({ SCRIPT_FILENAME: join(PHP_FIXTURES, 'sleep.php'), QUERY_STRING: `ms=30&id=${i}` }),
+    timeoutMs: 60_000,
+    until: pool.exited,
+  });
+  await waitFor(() => pool.childPids().length > 1, { timeoutMs: 30_000, what: 'the pool to grow under load' });
+  await sleep(500);
+  const grown = pool.childPids().length;
+  const stopAt = Date.now();
+  const exit = await pool.stop('SIGTERM', 60_000);
+  const result = await load;
+  const before = result.outcomes.filter((o) => o.startedAt < stopAt);
+  const failedBefore = before.filter((o) => !o.ok);
+  t.diagnostic(`${grown} children at the stop; sent before it: ${before.length}, failed ${failedBefore.length}; errors ${JSON.stringify(result.errors)}`);
+  assert.ok(before.length >= 20, `too few requests before the stop: ${before.length}`);
+  assert.deepEqual(failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+  assert.equal(exit.code, 0, pool.stderr());
 });
