@@ -18,6 +18,7 @@
 #   USERID GROUPID  -u / -g, and SOCKUSERID SOCKGROUPID -U / -G: only when run as root
 #   SOCKMODE (-M)  FCGI_BACKLOG (-b)  FCGIPIDFILE (-P)  FCGICHROOT or CHROOT (-c)  FCGIDIR (-d)
 #   KILL_SIGNAL (--kill-signal)  KILL_TIMEOUT (--kill-timeout)
+#   FCGI_MIN_PROCS (--min-procs)  FCGI_IDLE_TIMEOUT (--idle-timeout): a pool that sizes itself up to FCGIPROCS
 #
 # -n, or SPAWN_PHP_FOREGROUND=1 (environment or CONFIG): stay in the foreground (for runit, daemontools, systemd...).
 # Unlike the original, values may contain spaces: nothing here is word-split or evaluated again.
@@ -115,6 +116,8 @@ set -- -- "$_sp_program" "$@"
 # Flags (prepended: the order of flags does not matter to spawn-fcgi-ts).
 [ "$_sp_foreground" = 1 ] && set -- -n "$@"
 [ -n "${KILL_TIMEOUT:-}" ] && set -- --kill-timeout "$KILL_TIMEOUT" "$@"
+[ -n "${FCGI_MIN_PROCS:-}" ] && set -- --min-procs "$FCGI_MIN_PROCS" "$@"
+[ -n "${FCGI_IDLE_TIMEOUT:-}" ] && set -- --idle-timeout "$FCGI_IDLE_TIMEOUT" "$@"
 [ -n "${KILL_SIGNAL:-}" ] && set -- --kill-signal "$KILL_SIGNAL" "$@"
 [ -n "${FCGIDIR:-}" ] && set -- -d "$FCGIDIR" "$@"
 [ -n "${FCGIPIDFILE:-}" ] && set -- -P "$FCGIPIDFILE" "$@"

@@ -47,6 +47,8 @@ const VARIABLES = {
   SOCKMODE: (v: string, name: string) => void parseMode(v, name),
   FCGI_CHILDREN: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_PROCS }),
   FCGIPROCS: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_PROCS }),
+  FCGI_MIN_PROCS: (v: string, name: string) => void parseInteger(name, v, { min: 0, max: MAX_PROCS }),
+  FCGI_IDLE_TIMEOUT: (v: string, name: string) => void parseDuration(name, v),
   FCGI_BACKLOG: (v: string, name: string) => void parseInteger(name, v, { min: 1, max: MAX_BACKLOG }),
   FCGIPIDFILE: undefined,
   FCGICHROOT: undefined,
@@ -446,6 +448,8 @@ export function configToRawOptions(vars: Record<string, string>): RawOptions {
     ['d', ['FCGIDIR']],
     ['killSignal', ['KILL_SIGNAL']],
     ['killTimeout', ['KILL_TIMEOUT']],
+    ['minProcs', ['FCGI_MIN_PROCS']],
+    ['idleTimeout', ['FCGI_IDLE_TIMEOUT']],
     ['webServerAddrs', ['FCGI_WEB_SERVER_ADDRS']],
   ];
   for (const [key, names] of map) {

@@ -60,6 +60,14 @@ Supervision:
  --start-check DURATION     a child must stay up this long at start (100ms)
  --keep-socket              leave the Unix socket file at exit
 
+Pool that sizes itself (all off unless --min-procs is below -F):
+ --max-procs N              the same as -F: the most children
+ --min-procs N              the fewest children (0: started on demand; default:
+                            -F, a static pool); grows by one while connections
+                            wait in the accept queue, up to -F
+ --idle-timeout DURATION    stop a child above --min-procs that used no CPU
+                            for this long with nothing queued (default 10s)
+
 Recycling and limits:
  --max-rss MB               recycle a child above this RSS (needs
                             --check-interval); the new one starts first

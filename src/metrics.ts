@@ -3,7 +3,7 @@ import type { SlotState } from './pool-snapshot.js';
 
 const PREFIX = 'spawn_fcgi_ts';
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-const KNOWN_STATES: readonly SlotState[] = ['starting', 'running', 'backing off', 'stopping', 'stopped'];
+const KNOWN_STATES: readonly SlotState[] = ['starting', 'running', 'backing off', 'stopping', 'stopped', 'parked'];
 
 /**
  * OpenMetrics text. Per-child series carry the label `slot` only, so a restart continues the same series;
@@ -23,6 +23,12 @@ export function renderOpenMetrics(status: PoolStatus): string {
   out.push(`${PREFIX}_children ${status.children}`);
   family('children_configured', 'gauge', 'Children the pool is meant to have (-F, changed by TTIN/TTOU).');
   out.push(`${PREFIX}_children_configured ${status.configured}`);
+  if (status.min !== undefined && status.max !== undefined) {
+    family('children_min', 'gauge', 'The fewest children (--min-procs; -F in a static pool).');
+    out.push(`${PREFIX}_children_min ${status.min}`);
+    family('children_max', 'gauge', 'The most children (-F, changed by TTIN/TTOU).');
+    out.push(`${PREFIX}_children_max ${status.max}`);
+  }
   family('slots', 'gauge', 'Slots in the pool, stopping ones included.');
   out.push(`${PREFIX}_slots ${status.slots.length}`);
   family('stopping', 'gauge', '1 while the supervisor is stopping.');

@@ -43,8 +43,12 @@ export interface Options {
   chdir?: string;
   /** `-C`: PHP_FCGI_CHILDREN for the children; undefined = leave the environment alone. */
   phpChildren?: number;
-  /** `-F`: how many children share the socket. */
+  /** `-F` / `--max-procs`: how many children share the socket, at most. */
   procs: number;
+  /** `--min-procs`: the fewest children of a pool that sizes itself (0: on demand); equal to procs: a static pool. */
+  minProcs: number;
+  /** `--idle-timeout`: a child above minProcs that used no CPU for this long, with nothing queued, is stopped. */
+  idleTimeoutMs: number;
   foreground: boolean;
   pidFile?: string;
   /** `--copy-env`: a clean environment with only these names; undefined = inherit everything. */
@@ -87,6 +91,9 @@ export interface RawOptions {
   s?: string;
   C?: string;
   F?: string;
+  maxProcs?: string;
+  minProcs?: string;
+  idleTimeout?: string;
   b?: string;
   u?: string;
   g?: string;
@@ -135,12 +142,15 @@ export const DEFAULTS = {
   maxRestartDelay: '30s',
   stableAfter: '10s',
   startCheck: '100ms',
+  idleTimeout: '10s',
 } as const;
 
 export function resolveOptions(raw: RawOptions, context: ResolveContext = { socketActivation: false }): Options {
   const app = resolveApp(raw);
   const socket = resolveSocket(raw, context.socketActivation);
-  const procs = raw.F === undefined ? DEFAULTS.procs : parseInteger('-F', raw.F, { min: 1, max: MAX_PROCS });
+  const procs = resolveProcs(raw);
+  const minProcs = raw.minProcs === undefined ? procs : parseInteger('--min-procs', raw.minProcs, { min: 0, max: MAX_PROCS });
+  if (minProcs > procs) throw usageError(`--min-procs ${minProcs} is more than -F/--max-procs ${procs}`);
   const options: Options = {
     app,
     socket,
@@ -155,6 +165,8 @@ export function resolveOptions(raw: RawOptions, context: ResolveContext = { sock
     chdir: nonEmpty('-d', raw.d),
     phpChildren: raw.C === undefined ? undefined : parsePhpChildren(raw.C),
     procs,
+    minProcs,
+    idleTimeoutMs: parseDuration('--idle-timeout', raw.idleTimeout ?? DEFAULTS.idleTimeout),
     foreground: raw.n ?? false,
     pidFile: nonEmpty('-P', raw.P),
     copyEnv: raw.copyEnv === undefined ? undefined : parseNameList(raw.copyEnv),
@@ -182,11 +194,20 @@ export function resolveOptions(raw: RawOptions, context: ResolveContext = { sock
   if (options.maxRssBytes !== undefined && options.checkIntervalMs === undefined) {
     throw usageError('--max-rss needs --check-interval (how often to look at the children)');
   }
+  if (options.idleTimeoutMs < 100) throw usageError('--idle-timeout must be at least 100ms');
   if (options.checkIntervalMs !== undefined && options.checkIntervalMs < 100) throw usageError('--check-interval must be at least 100ms');
   if (options.maxRestartDelayMs < options.restartDelayMs) {
     throw usageError(`--max-restart-delay (${options.maxRestartDelayMs} ms) is shorter than --restart-delay (${options.restartDelayMs} ms)`);
   }
   return options;
+}
+
+/** -F and --max-procs are one option: both given with different values is an error. */
+function resolveProcs(raw: RawOptions): number {
+  const f = raw.F === undefined ? undefined : parseInteger('-F', raw.F, { min: 1, max: MAX_PROCS });
+  const max = raw.maxProcs === undefined ? undefined : parseInteger('--max-procs', raw.maxProcs, { min: 1, max: MAX_PROCS });
+  if (f !== undefined && max !== undefined && f !== max) throw usageError(`-F ${f} and --max-procs ${max} disagree (they are the same option)`);
+  return f ?? max ?? DEFAULTS.procs;
 }
 
 function resolveApp(raw: RawOptions): string[] {

@@ -17,7 +17,8 @@ export type PoolEvent =
   | { type: 'replacing'; slot: number; pid: number; oldPid: number | null; reason: string }
   | { type: 'replaced'; slot: number; pid: number; oldPid: number | null; reason: string }
   | { type: 'replace failed'; slot: number; pid: number | null; reason: string; why: string; oldKeepsServing: boolean }
-  | { type: 'scaled'; size: number; slot: number; pid: number | null; direction: 'grow' | 'shrink' }
+  /** TTIN/TTOU (no `why`), or a pool that sizes itself: connections waited, or the child idled. */
+  | { type: 'scaled'; size: number; slot: number; pid: number | null; direction: 'grow' | 'shrink'; why?: 'queued' | 'idle'; min?: number; max?: number }
   | { type: 'scale refused'; size: number; limit: number }
   | { type: 'kill escalated'; pid: number; signal: string; timeoutMs: number }
   | { type: 'stopping'; children: number }

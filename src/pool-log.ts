@@ -59,13 +59,16 @@ export function logPoolEvent(logger: Logger, policy: RestartPolicy, event: PoolE
       logger.error('replace', `${event.reason}: the new child failed to start (${event.why})${event.oldKeepsServing ? '; the old one keeps serving' : ''}`, fields);
       return;
     }
-    case 'scaled':
+    case 'scaled': {
+      const why = event.why === 'queued' ? ' (connections waiting)' : event.why === 'idle' ? ' (idle)' : '';
+      const bounds = event.min !== undefined && event.max !== undefined ? ` [${event.min}-${event.max}]` : '';
       if (event.direction === 'grow') {
-        logger.info('scale', `pool grows to ${event.size}${event.pid !== null ? `: PID: ${event.pid}` : ''}`, event.pid !== null ? { slot: event.slot, pid: event.pid } : { slot: event.slot });
+        logger.info('scale', `pool grows to ${event.size}${bounds}${why}${event.pid !== null ? `: PID: ${event.pid}` : ''}`, event.pid !== null ? { slot: event.slot, pid: event.pid } : { slot: event.slot });
       } else {
-        logger.info('scale', `pool shrinks to ${event.size}`, { slot: event.slot });
+        logger.info('scale', `pool shrinks to ${event.size}${bounds}${why}`, event.pid !== null ? { slot: event.slot, pid: event.pid } : { slot: event.slot });
       }
       return;
+    }
     case 'scale refused':
       logger.warn('scale', `pool stays at ${event.size}: ${event.limit} children is the most it may have`);
       return;

@@ -2,7 +2,8 @@
  * What observers (status, metrics, health checks, the status page) may know of the pool: plain data, copied
  * at the moment it is asked for. Observers read this, never the Pool's internals.
  */
-export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped';
+/** 'parked': a slot of a pool that sizes itself, without a child on purpose until the pool grows into it. */
+export type SlotState = 'starting' | 'running' | 'backing off' | 'stopping' | 'stopped' | 'parked';
 
 export interface SlotSnapshot {
   index: number;
@@ -20,8 +21,11 @@ export interface SlotSnapshot {
 }
 
 export interface PoolSnapshot {
-  /** How many children the pool is meant to have now (-F, changed by TTIN/TTOU). */
+  /** How many children the pool is meant to have now (-F, changed by TTIN/TTOU; a pool that sizes itself: its slots not parked). */
   size: number;
+  /** The bounds: --min-procs and -F (equal in a static pool). */
+  min: number;
+  max: number;
   /** The pool is stopping (or stopped): no more restarts. */
   stopping: boolean;
   slots: SlotSnapshot[];

@@ -9,6 +9,8 @@ import { decide, transition, type Decision, type Ending, type SlotEvent } from '
 import type { Next, PoolEvent } from './pool-events.js';
 import { formatMs, logPoolEvent } from './pool-log.js';
 import type { PoolSnapshot, SlotState } from './pool-snapshot.js';
+import { IdleTracker, idleCheckInterval, pickIdle, readCpuTicks, shouldGrow, type Load } from './pool-sizing.js';
+import type { QueueSignal } from './queue-watch.js';
 
 export type { SlotState };
 export type { PoolEvent };
@@ -51,6 +53,8 @@ export interface Slot {
   lastError: string | null;
   /** The pending (re)start, and when it is due. */
   timer?: Timer;
+  /** Its child is being stopped for idling: the slot is parked once the child is gone. */
+  parking?: boolean;
   nextRestartAt: number | null;
 }
 
@@ -70,6 +74,12 @@ export interface PoolOptions {
   onEvent?: (event: PoolEvent) => void;
   /** The most children (-F, TTIN): MAX_PROCS unless given. */
   maxProcs?: number;
+  /** --min-procs: below `size`, the pool sizes itself between the two (see pool-sizing.ts); default `size`. */
+  minProcs?: number;
+  /** --idle-timeout (10 s unless given). */
+  idleTimeoutMs?: number;
+  /** A child's CPU time (idle detection); /proc by default. */
+  cpuTicks?: (pid: number) => number | undefined;
   /** Injected by unit tests; the real ones by default. */
   launch?: Launcher;
   clock?: Clock;
@@ -92,11 +102,23 @@ export class Pool {
   private readonly clock: Clock;
   private readonly launcher: Launcher;
   private readonly maxProcs: number;
+  /** The bounds of the pool's size: equal in a static pool; TTIN/TTOU move them. */
+  private min: number;
+  private max: number;
+  /** --min-procs below -F: slots above the current size are parked, grown into when connections wait. */
+  readonly dynamic: boolean;
+  private readonly idle = new IdleTracker();
+  private idleTimer?: Timer;
+  private lastGrowAt = -Infinity;
+  private lastQueuedAt = -Infinity;
 
   constructor(private readonly options: PoolOptions) {
     this.clock = options.clock ?? systemClock;
     this.launcher = options.launch ?? realLaunch;
     this.maxProcs = options.maxProcs ?? MAX_PROCS;
+    this.max = options.size;
+    this.min = Math.min(options.minProcs ?? options.size, options.size);
+    this.dynamic = this.min < this.max;
   }
 
   private emit(event: PoolEvent): void {
@@ -128,10 +150,15 @@ export class Pool {
   async start(): Promise<StartResult> {
     const size = Math.min(this.options.size, this.maxProcs);
     if (size < this.options.size) this.emit({ type: 'scale refused', size, limit: this.maxProcs });
+    this.max = size;
+    this.min = Math.min(this.min, size);
     for (let i = 0; i < size; i++) this.slots.push(this.newSlot(i));
+    // A pool that sizes itself starts its first --min-procs slots; the others wait, parked, for connections.
+    for (const slot of this.slots.slice(this.min)) this.move(slot, 'park');
+    const startedSlots = this.slots.slice(0, this.min);
     const checks: Promise<StartResult>[] = [];
     let firstFailure: StartResult | undefined;
-    for (const slot of this.slots) {
+    for (const slot of startedSlots) {
       if (this.stopping || firstFailure !== undefined) break;
       const check = this.startChecked(slot);
       check.then((r) => { if (!r.ok) firstFailure ??= r; });
@@ -146,7 +173,7 @@ export class Pool {
       return failed;
     }
     // A slot whose first child exited 0 during its check reports the child that serves it now.
-    return { ok: true, pids: this.slots.map((slot, i) => (slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : (results[i] as { pids: number[] }).pids[0]!)) };
+    return { ok: true, pids: startedSlots.map((slot, i) => (slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : (results[i] as { pids: number[] }).pids[0]!)) };
   }
 
   private newSlot(index: number): Slot {
@@ -319,6 +346,8 @@ export class Pool {
     const first = !this.stopping;
     this.stopping = true;
     if (first) this.emit({ type: 'stopping', children: this.livePids().length });
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
     const waits: Promise<unknown>[] = [];
     for (const slot of this.slots) {
       slot.timer?.cancel();
@@ -424,7 +453,10 @@ export class Pool {
     return true;
   }
 
-  /** SIGTTIN: one more slot, up to maxProcs. */
+  /**
+   * SIGTTIN: one more slot, up to maxProcs. It moves the upper bound: a static pool (min = max) stays static
+   * and starts a child; a pool that sizes itself gets a parked slot to grow into.
+   */
   grow(): void {
     if (this.stopping) return;
     if (this.slots.length >= this.maxProcs) {
@@ -433,13 +465,24 @@ export class Pool {
     }
     const slot = this.newSlot(this.slots.length);
     this.slots.push(slot);
+    const isStatic = this.min === this.max;
+    this.max++;
+    if (isStatic) this.min++;
+    const bounds = this.dynamic ? { min: this.min, max: this.max } : {};
+    if (!isStatic) {
+      this.move(slot, 'park');
+      this.emit({ type: 'scaled', direction: 'grow', size: this.activeCount(), slot: slot.index, pid: null, ...bounds });
+      return;
+    }
     const child = this.spawn(slot, 'serving', 'grow');
-    this.emit({ type: 'scaled', direction: 'grow', size: this.slots.length, slot: slot.index, pid: child.process.pid > 0 ? child.process.pid : null });
+    this.emit({ type: 'scaled', direction: 'grow', size: this.dynamic ? this.activeCount() : this.slots.length, slot: slot.index, pid: child.process.pid > 0 ? child.process.pid : null, ...bounds });
   }
 
-  /** SIGTTOU: one slot less (never below one). */
+  /** SIGTTOU: one slot less (never below one): the upper bound, and the lower one with it if it was above. */
   shrink(): void {
     if (this.stopping || this.slots.length <= 1) return;
+    this.max--;
+    this.min = Math.min(this.min, this.max);
     const slot = this.slots.pop()!;
     slot.timer?.cancel();
     slot.timer = undefined;
@@ -455,7 +498,84 @@ export class Pool {
     } else {
       this.move(slot, 'stop without child');
     }
-    this.emit({ type: 'scaled', direction: 'shrink', size: this.slots.length, slot: slot.index, pid: null });
+    if (this.dynamic) this.emit({ type: 'scaled', direction: 'shrink', size: this.activeCount(), slot: slot.index, pid: null, min: this.min, max: this.max });
+    else this.emit({ type: 'scaled', direction: 'shrink', size: this.slots.length, slot: slot.index, pid: null });
+  }
+
+  /** Slots meant to have a child now: all but the parked ones and those being parked. */
+  private activeCount(): number {
+    return this.slots.filter((s) => s.state !== 'parked' && !s.parking).length;
+  }
+
+  private load(): Load {
+    const count = (state: SlotState) => this.slots.filter((s) => s.state === state && !s.parking).length;
+    return {
+      active: this.activeCount(),
+      starting: count('starting'),
+      running: count('running'),
+      backingOff: count('backing off'),
+      parking: this.slots.filter((s) => s.parking).length,
+    };
+  }
+
+  private bounds() {
+    return { min: this.min, max: this.max, idleTimeoutMs: this.options.idleTimeoutMs ?? 10_000 };
+  }
+
+  /** The queue watcher saw a connection wait (queue-watch.ts): grow by one into a parked slot if the sizing says so. */
+  onQueue(signal: QueueSignal): void {
+    if (this.stopping || !this.dynamic) return;
+    const now = this.clock.now();
+    this.lastQueuedAt = now;
+    if (!shouldGrow(signal, this.load(), this.bounds(), now, this.lastGrowAt)) return;
+    const slot = this.slots.find((s) => s.state === 'parked');
+    if (slot === undefined) return;
+    this.lastGrowAt = now;
+    const child = this.spawn(slot, 'serving', 'grow');
+    const pid = child.process.pid > 0 ? child.process.pid : null;
+    this.emit({ type: 'scaled', direction: 'grow', why: 'queued', size: this.activeCount(), slot: slot.index, pid, min: this.min, max: this.max });
+    this.armIdleCheck();
+  }
+
+  /** While the pool is above its minimum, look for idle children every half idle timeout; at the minimum, nothing runs. */
+  private armIdleCheck(): void {
+    if (this.idleTimer !== undefined || this.stopping || !this.dynamic) return;
+    if (this.activeCount() <= this.min) return;
+    this.idleTimer = this.clock.after(idleCheckInterval(this.bounds().idleTimeoutMs), () => {
+      this.idleTimer = undefined;
+      this.checkIdle();
+      this.armIdleCheck();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.stopping) return;
+    const now = this.clock.now();
+    const running = this.slots.filter((s) => s.state === 'running' && !s.parking && s.child !== undefined && s.child.process.pid > 0);
+    const children = running.map((s) => ({ slot: s.index, pid: s.child!.process.pid }));
+    const read = this.options.cpuTicks ?? readCpuTicks;
+    this.idle.observe(children.map((c) => ({ pid: c.pid, ticks: read(c.pid) })), now);
+    const index = pickIdle(children, this.idle, this.load(), this.bounds(), now, this.lastQueuedAt);
+    if (index === undefined) return;
+    const slot = this.slots.find((s) => s.index === index)!;
+    this.park(slot);
+  }
+
+  /** Stop an idle slot's child with the kill signal (it finishes what it serves); the slot waits, parked. */
+  private park(slot: Slot): void {
+    const child = slot.child!;
+    slot.parking = true;
+    slot.timer?.cancel();
+    slot.timer = undefined;
+    slot.nextRestartAt = null;
+    if (slot.incoming !== undefined) void this.retire(slot.incoming);
+    this.move(slot, 'stop with child');
+    this.emit({ type: 'scaled', direction: 'shrink', why: 'idle', size: this.activeCount(), slot: slot.index, pid: child.process.pid, min: this.min, max: this.max });
+    void this.retire(child, `idle ${formatMs(this.bounds().idleTimeoutMs)}`).then(() => {
+      slot.parking = false;
+      if (slot.child === child) slot.child = undefined;
+      if (slot.state === 'stopping') this.move(slot, this.stopping || !this.slots.includes(slot) ? 'gone' : 'park');
+    });
   }
 
   /** Children above the memory limit (VmRSS of the child itself, read from /proc) are recycled. */
@@ -473,7 +593,9 @@ export class Pool {
   /** A copy of the pool's state for observers. */
   snapshot(): PoolSnapshot {
     return {
-      size: this.slots.length,
+      size: this.dynamic ? this.activeCount() : this.slots.length,
+      min: this.min,
+      max: this.max,
       stopping: this.stopping,
       slots: this.slots.map((slot) => {
         const pid = slot.child !== undefined && slot.child.process.pid > 0 ? slot.child.process.pid : null;

@@ -12,6 +12,12 @@
  *   stop: any state with a child → stopping → (the child and its group gone) → stopped; without a child → stopped.
  *   A replacement (rolling restart, recycling) runs beside the serving child and does not change the state
  *   until it takes over ('replaced': → running).
+ *
+ *   A pool that sizes itself (--min-procs below -F) has -F slots; those above its current size are parked:
+ *            park                              spawn (grow: connections wait)
+ *   stopped ──────► parked ◄──── stopping ◄──────────── running ... ◄── starting ◄──── parked
+ *                          park        stop with child (shrink: idle)
+ *   A parked slot is not a failure: it has no child on purpose, and the pool stops it as a stopped one.
  */
 import type { SlotState } from './pool-snapshot.js';
 import { classifyExit, restartDelay, takeRestart, type RestartBucket, type RestartPolicy } from './restart-policy.js';
@@ -32,10 +38,13 @@ export type SlotEvent =
   | 'stop with child'
   | 'stop without child'
   /** The stopped child and its process group are gone. */
-  | 'gone';
+  | 'gone'
+  /** The slot waits without a child until the pool grows into it (at start above --min-procs; after an idle stop). */
+  | 'park';
 
 const TABLE: Record<SlotState, Partial<Record<SlotEvent, SlotState>>> = {
-  stopped: { spawn: 'starting', 'stop without child': 'stopped' },
+  stopped: { spawn: 'starting', 'stop without child': 'stopped', park: 'parked' },
+  parked: { spawn: 'starting', 'stop without child': 'stopped' },
   starting: {
     spawn: 'starting',
     'exec ok': 'running',
@@ -55,7 +64,7 @@ const TABLE: Record<SlotState, Partial<Record<SlotEvent, SlotState>>> = {
     'stop without child': 'stopped',
   },
   'backing off': { spawn: 'starting', replaced: 'running', 'stop without child': 'stopped' },
-  stopping: { gone: 'stopped', 'stop with child': 'stopping', 'stop without child': 'stopping' },
+  stopping: { gone: 'stopped', park: 'parked', 'stop with child': 'stopping', 'stop without child': 'stopping' },
 };
 
 /** The state after `event`, or undefined if the event cannot happen in `state` (a bug, reported by the caller). */

@@ -26,6 +26,9 @@ export interface PoolStatus {
   now: number;
   /** How many children the pool is meant to have (-F, changed by TTIN/TTOU). */
   configured: number;
+  /** The bounds: --min-procs and -F (equal in a static pool; absent from older answers). */
+  min?: number;
+  max?: number;
   /** The pool is stopping: no more restarts. */
   stopping: boolean;
   /** Children running now. */
@@ -68,6 +71,8 @@ export async function collectStatus(pool: PoolSnapshot, meta: { socket: string; 
     startedAt: meta.startedAt,
     now: Date.now(),
     configured: pool.size,
+    min: pool.min,
+    max: pool.max,
     stopping: pool.stopping,
     children: pids.length,
     restarts: slots.reduce((sum, s) => sum + s.restarts, 0),

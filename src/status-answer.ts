@@ -34,6 +34,7 @@ export function parseStatusAnswer(body: string): PoolStatus {
     children: count(o.children, 'children'),
     restarts: count(o.restarts, 'restarts'),
     listenQueue: nullable(o.listenQueue, 'listenQueue', count),
+    ...(o.min !== undefined && o.max !== undefined ? { min: count(o.min, 'min'), max: count(o.max, 'max') } : {}),
     slots,
   };
 }

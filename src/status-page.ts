@@ -1,7 +1,7 @@
 import { escapeHtml } from './display-text.js';
 import { readiness } from './health.js';
 import type { PoolStatus, SlotStatus } from './stats.js';
-import { formatBytes, formatDuration, lastExitText } from './status-view.js';
+import { boundsText, formatBytes, formatDuration, lastExitText } from './status-view.js';
 
 export const STATUS_PAGE_REFRESH_SECONDS = 5;
 
@@ -14,7 +14,7 @@ export function renderStatusPage(status: PoolStatus): string {
   const ready = readiness(status);
   const head = ['Slot', 'PID', 'State', 'Uptime', 'Restarts', 'Last exit', 'CPU %', 'RSS'];
   const rows = status.slots.map((s) => `<tr class="${s.state.replace(' ', '-')}">${cells(s, status.now)}</tr>`).join('\n');
-  const children = `${status.children} of ${status.configured} ${status.configured === 1 ? 'child' : 'children'} running`;
+  const children = `${status.children} of ${status.configured} ${status.configured === 1 ? 'child' : 'children'} running${boundsText(status)}`;
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="${STATUS_PAGE_REFRESH_SECONDS}">

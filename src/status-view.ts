@@ -7,7 +7,7 @@ import type { PoolStatus, SlotStatus } from './stats.js';
 export function renderStatusTable(status: PoolStatus, options: { color: boolean }): string {
   const chalk = new Chalk({ level: options.color ? 1 : 0 });
   const stateColour: Record<string, (s: string) => string> = {
-    running: chalk.green, starting: chalk.cyan, 'backing off': chalk.red, stopping: chalk.yellow, stopped: chalk.gray,
+    running: chalk.green, starting: chalk.cyan, 'backing off': chalk.red, stopping: chalk.yellow, stopped: chalk.gray, parked: chalk.gray,
   };
   const header = ['SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'LAST EXIT', 'CPU %', 'RSS'];
   const rows = status.slots.map((s) => [
@@ -23,7 +23,7 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[], paint?: (cell: string, i: number) => string) =>
     cells.map((c, i) => (paint ? paint(c.padEnd(widths[i]!), i) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  const children = `${status.children} ${status.children === 1 ? 'child' : 'children'}`;
+  const children = `${status.children} ${status.children === 1 ? 'child' : 'children'}${boundsText(status)}`;
   const restarts = `${status.restarts} ${status.restarts === 1 ? 'restart' : 'restarts'}`;
   const ready = readiness(status);
   const summary = `supervisor ${status.supervisorPid} on ${escapeControl(status.socket)}: ${children}, up ${formatDuration(status.now - status.startedAt)}, ${restarts}` +
@@ -33,6 +33,11 @@ export function renderStatusTable(status: PoolStatus, options: { color: boolean 
     chalk.bold(line(header)),
     ...rows.map((r) => line(r, (cell, i) => (i === 2 ? (stateColour[r[2]!] ?? ((x: string) => x))(cell) : cell))),
   ].join('\n') + '\n';
+}
+
+/** ' (min 0, max 4)' for a pool that sizes itself; '' for a static one. */
+export function boundsText(status: PoolStatus): string {
+  return status.min !== undefined && status.max !== undefined && status.min !== status.max ? ` (min ${status.min}, max ${status.max})` : '';
 }
 
 /** The last exit, and where the pool says so, the last spawn error and when a backing-off slot tries again. */

@@ -18,6 +18,7 @@ import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
 import { bindSocket, releaseSocket, removeSocketFile, type BoundSocket } from './socket.js';
 import { collectStatus, tcpListenQueue } from './stats.js';
+import { watchQueue, type QueueWatch } from './queue-watch.js';
 
 /** Where the start-up result goes: the terminal in the foreground, the waiting parent in daemon mode. */
 export interface StartReporter {
@@ -147,6 +148,8 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
   const pool = new Pool({
     launchSpec,
     size: options.procs,
+    minProcs: options.minProcs,
+    idleTimeoutMs: options.idleTimeoutMs,
     policy: options,
     killSignal: options.killSignal,
     killTimeoutMs: options.killTimeoutMs,
@@ -173,8 +176,10 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
   // A stop asked for by a signal once the pool serves first lets the children take the accept queue (src/drain.ts).
   let serving = false;
   const drainAbort = new AbortController();
+  let queueWatch: QueueWatch | undefined;
   const shutdown = (why: string, drain = false): Promise<void> => {
     stopping ??= (async () => {
+      queueWatch?.stop();
       notifier?.stopping();
       const drained = drain && serving
         ? await drainAcceptQueue({ socket, spec: options.socket, activated: passedSockets().length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
@@ -215,12 +220,18 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
       });
     },
     forward: (signal) => pool.forward(signal),
-    grow: () => { pool.grow(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
-    shrink: () => { pool.shrink(); notifier?.status(count(pool.slots.length, 'child', 'children')); },
+    grow: () => { pool.grow(); notifier?.status(count(pool.snapshot().size, 'child', 'children')); },
+    shrink: () => { pool.shrink(); notifier?.status(count(pool.snapshot().size, 'child', 'children')); },
     reopenLogs: () => logger.reopen(),
     ignore: (signal) => logger.warn('signal', `${signal} received: ignored (TERM, INT or QUIT stop the pool)`),
   });
 
+  // A pool that sizes itself watches its accept queue (the watcher also listens: with --min-procs 0 no child does).
+  if (pool.dynamic) {
+    queueWatch = watchQueue({ socketFd: socket.fd, backlog: options.backlog, onSignal: (signal) => pool.onQueue(signal), onError: (message) => logger.warn('queue', message) });
+    closers.push(() => queueWatch?.stop());
+    await queueWatch.listening;
+  }
   const started = await pool.start();
   if (!started.ok && stopping !== undefined) {
     // Asked to stop (SIGTERM...) while starting: a clean stop, not a failed start.
@@ -273,7 +284,7 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
   closers.push(() => process.off('beforeExit', onIdle));
 
   started.pids.forEach((pid, slot) => reporter.spawned(slot, pid));
-  const ready = `${count(started.pids.length, 'child', 'children')} serving on ${socket.label}`;
+  const ready = `${count(started.pids.length, 'child', 'children')} serving on ${socket.label}${pool.dynamic ? ` (sizes itself: ${options.minProcs} to ${options.procs})` : ''}`;
   logger.info('ready', ready);
   notifier?.ready(ready);
   notifier?.startWatchdog();

@@ -28,6 +28,17 @@
  * with PROGRAM's status (128+N for signal N).  Not PID 1 itself, it makes
  * itself a child subreaper so that the orphans come to it.
  *
+ *   spawn-fcgi-ts-helper --watch-queue SETTLE_MS BACKLOG PARENT_PID
+ *
+ * Queue-watch mode, for a pool that sizes itself: fd 0 is the pool's socket,
+ * fd 1 a pipe to the supervisor.  Listens on the socket (BACKLOG; so that a
+ * pool with no child yet queues connections instead of refusing them),
+ * writes 'l', then sleeps in poll(2) until the socket is readable, which on
+ * a listening socket means a connection waits in its accept queue.  It never
+ * accepts.  On each such edge it writes 'a'; then, every SETTLE_MS while the
+ * queue is still not empty, 'w'.  Blocked in poll it uses no CPU.  Dies with
+ * the supervisor (PR_SET_PDEATHSIG, and EPIPE on its pipe).
+ *
  * Linux only; C99/gnu11; must stay warning-free with -Wall -Wextra.
  */
 #define _GNU_SOURCE
@@ -36,6 +47,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +60,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_SETUP_FAILED 111
@@ -306,6 +319,61 @@ static void __attribute__((noreturn)) run_init(char **prog)
 	}
 }
 
+static void put_byte(char c)
+{
+	ssize_t n;
+
+	while ((n = write(STDOUT_FILENO, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		_exit(0); /* the supervisor is gone */
+}
+
+/* Readable now?  A listening socket is readable while its accept queue is not empty. */
+static int queue_waiting(int timeout_ms)
+{
+	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN, .revents = 0 };
+	int n;
+
+	while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+		;
+	if (n < 0 || (p.revents & POLLNVAL))
+		fail("poll on the socket failed: %s", n < 0 ? strerror(errno) : "not an open descriptor");
+	return n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+}
+
+static void __attribute__((noreturn)) run_watch(char **argv)
+{
+	unsigned long settle_ms, backlog, parent;
+	struct timespec settle;
+
+	if (parse_ulong(argv[0], 60000, &settle_ms) != 0 || settle_ms == 0 || parse_ulong(argv[1], INT_MAX, &backlog) != 0 ||
+	    parse_ulong(argv[2], INT_MAX, &parent) != 0 || parent == 0)
+		fail("usage: spawn-fcgi-ts-helper --watch-queue SETTLE_MS BACKLOG PARENT_PID");
+	if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_PDEATHSIG) failed: %s", strerror(errno));
+	if ((unsigned long)getppid() != parent)
+		_exit(0);
+	signal(SIGPIPE, SIG_IGN);
+	close_from(3, ~0U);
+	if (listen(STDIN_FILENO, (int)backlog) < 0)
+		fail("listen failed: %s", strerror(errno));
+	put_byte('l');
+	settle.tv_sec = (time_t)(settle_ms / 1000);
+	settle.tv_nsec = (long)(settle_ms % 1000) * 1000000L;
+	for (;;) {
+		if (!queue_waiting(-1))
+			continue;
+		put_byte('a');
+		do {
+			nanosleep(&settle, NULL);
+			if (!queue_waiting(0))
+				break;
+			put_byte('w');
+		} while (1);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit_req rlimits[MAX_RLIMITS];
@@ -320,6 +388,11 @@ int main(int argc, char **argv)
 		if (argc < 4 || strcmp(argv[2], "--") != 0)
 			fail("usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]");
 		run_init(argv + 3);
+	}
+	if (argc > 1 && strcmp(argv[1], "--watch-queue") == 0) {
+		if (argc != 5)
+			fail("usage: spawn-fcgi-ts-helper --watch-queue SETTLE_MS BACKLOG PARENT_PID");
+		run_watch(argv + 2);
 	}
 
 	/* The status fd is needed first, so that even usage errors reach it. */

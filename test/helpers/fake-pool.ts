@@ -181,7 +181,7 @@ export async function started(h: Harness): Promise<void> {
   do {
     await settle();
     for (const child of h.launcher.children) child.execOk();
-  } while (h.launcher.children.length < h.pool.slots.length);
+  } while (h.launcher.children.length < h.pool.snapshot().size); // parked slots start no child
   await settle();
   await h.clock.advance(1000);
   const r = await result;

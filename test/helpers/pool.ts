@@ -187,7 +187,8 @@ const AUXILIARY = /\/spawn-fcgi-ts-(?!helper$)[\w-]+$/;
 
 /** Live direct children of a supervisor that are FastCGI apps (or helpers about to exec one), sorted. */
 export function poolChildren(supervisorPid: number): number[] {
-  return childrenOf(supervisorPid).filter((pid) => !AUXILIARY.test(cmdline(pid).split(' ')[0] ?? ''));
+  // The queue watcher of a pool that sizes itself is the helper too, in its --watch-queue mode.
+  return childrenOf(supervisorPid).filter((pid) => !AUXILIARY.test(cmdline(pid).split(' ')[0] ?? '') && !cmdline(pid).includes(' --watch-queue '));
 }
 
 /** The value of the last occurrence of `-flag` in a spawn-fcgi argv (before `--`). */
@@ -224,14 +225,15 @@ export async function fcgiGet(target: FcgiTarget, params: Record<string, string>
 
 /**
  * Start `node dist/cli.mjs -n ...args` and wait until it serves: a FastCGI request through its socket
- * gets a complete answer, it has as many children as `-F` asks (default 1), and its stderr has the
+ * gets a complete answer, it has as many children as `-F` asks (default 1; `--min-procs` when given), and its stderr has the
  * start-up-is-over line (`readyPattern`). Rejects with the output if it exits first (unless `allowExit`)
  * or is not ready after `readyTimeoutMs`; the process stays registered for the clean-up either way.
  */
 export async function startPool(args: string[], options: PoolOptions = {}): Promise<RunningPool> {
   const argv = ['-n', ...args];
   const target = options.target ?? targetOf(args);
-  const procs = Number(flagValue(args, '-F') ?? '1');
+  // A pool that sizes itself starts --min-procs children.
+  const procs = Number(flagValue(args, '--min-procs') ?? flagValue(args, '-F') ?? '1');
   const child = spawnCli(argv, options);
   const pid = child.pid!;
   const output = collect(child);

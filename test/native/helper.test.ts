@@ -541,3 +541,47 @@ describe('--init: a child subreaper that forwards signals and relays the exit st
     assert.equal(r.stderr(), 'usage: spawn-fcgi-ts-helper --init -- PROGRAM [ARG...]\n');
   });
 });
+
+describe('--watch-queue: listens, then reports connections waiting in the accept queue, never accepting', () => {
+  const cpuTicks = (pid: number): number => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  };
+
+  test("'l' once listening; 'a' when a connection arrives, 'w' while it still waits; idle it sleeps", { timeout: 60_000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-watch-');
+    const path = join(dir, 's.sock');
+    const fd = bindUnix(t, path);
+    const r = runHelper(t, ['--watch-queue', '25', '16', String(process.pid)], { fd0: fd });
+    await waitFor("'l'", () => r.stdout().startsWith('l'), 30_000);
+    // Idle: blocked in poll, no CPU (clock ticks are 10 ms: a busy loop would show within 300 ms).
+    const before = cpuTicks(r.pid);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(cpuTicks(r.pid), before, 'no CPU while nothing is queued');
+    assert.equal(r.stdout(), 'l', 'nothing reported while nothing is queued');
+    const client = net.connect({ path });
+    t.after(() => client.destroy());
+    await new Promise<void>((resolve, reject) => { client.once('connect', resolve); client.once('error', reject); });
+    await waitFor("'a' then 'w's", () => /^law{2,}/.test(r.stdout()), 30_000);
+    let answered = false;
+    client.on('data', () => { answered = true; });
+    client.on('end', () => { answered = true; });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(answered, false, 'the connection was never accepted');
+    assert.match(r.stdout(), /^law+$/);
+  });
+
+  test('a parent other than the one named: exits at once; usage errors: 111 and one line', { timeout: 60_000 }, async (t) => {
+    const dir = tempDir(t, 'sfts-watch-');
+    const fd = bindUnix(t, join(dir, 's.sock'));
+    const orphan = runHelper(t, ['--watch-queue', '25', '16', '1'], { fd0: fd });
+    assert.deepEqual(await orphan.exit, { code: 0, signal: null });
+    const bad = runHelper(t, ['--watch-queue', '0', '16', String(process.pid)], { fd0: fd });
+    assert.deepEqual(await bad.exit, { code: 111, signal: null });
+    assert.equal(bad.stderr(), 'usage: spawn-fcgi-ts-helper --watch-queue SETTLE_MS BACKLOG PARENT_PID\n');
+    const notSocket = runHelper(t, ['--watch-queue', '25', '16', String(process.pid)], { fd0: 'ignore' });
+    assert.deepEqual(await notSocket.exit, { code: 111, signal: null });
+    assert.match(notSocket.stderr(), /^listen failed: /);
+  });
+});

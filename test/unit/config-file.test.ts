@@ -244,6 +244,19 @@ describe('configToRawOptions', () => {
   });
 });
 
+describe('a pool that sizes itself in a config file', () => {
+  test('FCGI_MIN_PROCS and FCGI_IDLE_TIMEOUT map to --min-procs and --idle-timeout', () => {
+    const raw = configToRawOptions(parseConfigFile('FCGISOCKET=/tmp/x.sock\nFCGIPROCS=4\nFCGI_MIN_PROCS=0\nFCGI_IDLE_TIMEOUT=30s\n', 'x'));
+    assert.equal(raw.F, '4');
+    assert.equal(raw.minProcs, '0');
+    assert.equal(raw.idleTimeout, '30s');
+  });
+  test('bad values name the variable', () => {
+    assert.throws(() => parseConfigFile('FCGI_MIN_PROCS=some\n', 'f'), /f:1: invalid value for FCGI_MIN_PROCS/);
+    assert.throws(() => parseConfigFile('FCGI_IDLE_TIMEOUT=soon\n', 'f'), /f:1: invalid value for FCGI_IDLE_TIMEOUT/);
+  });
+});
+
 describe('mergeRawOptions', () => {
   const file = configToRawOptions({
     FCGIPORT: '9000', FCGIADDR: '127.0.0.1', FCGIPROGRAM: '/usr/bin/php-cgi', PHP_FCGI_CHILDREN: '4', FCGIPROCS: '2',

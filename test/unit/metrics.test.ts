@@ -38,7 +38,17 @@ test('the slot state is a StateSet: exactly one state set per slot', () => {
   assert.equal(states.type, 'stateset');
   const set = states.samples.filter((s) => s.value === 1).map((s) => [s.labels.slot, s.labels.spawn_fcgi_ts_child_state]);
   assert.deepEqual(set, [['0', 'running'], ['1', 'running'], ['2', 'backing off']]);
-  assert.equal(states.samples.length, 3 * 5);
+  assert.equal(states.samples.length, 3 * 6, 'six known states: starting, running, backing off, stopping, stopped, parked');
+});
+
+test('a pool that sizes itself: the bounds as gauges, parked slots in the StateSet', () => {
+  const dynamic: PoolStatus = { ...status, configured: 1, min: 0, max: 3, children: 1, slots: [status.slots[0]!, { ...status.slots[2]!, state: 'parked', failures: 0 }] };
+  const families = new Map(parseOpenMetrics(renderOpenMetrics(dynamic)).map((f) => [f.name, f]));
+  assert.equal(families.get('spawn_fcgi_ts_children_min')?.samples[0]?.value, 0);
+  assert.equal(families.get('spawn_fcgi_ts_children_max')?.samples[0]?.value, 3);
+  assert.equal(families.get('spawn_fcgi_ts_children_configured')?.samples[0]?.value, 1);
+  const set = families.get('spawn_fcgi_ts_child_state')!.samples.filter((s) => s.value === 1).map((s) => s.labels.spawn_fcgi_ts_child_state);
+  assert.deepEqual(set, ['running', 'parked']);
 });
 
 test('no listen-queue family when the depth is unknown (unix sockets)', () => {

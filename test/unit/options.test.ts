@@ -129,3 +129,16 @@ test('--kill-signal: signals that do not end a process are refused', () => {
   }
   for (const name of ['TERM', 'INT', 'QUIT', 'USR1', 'USR2', 'KILL', 'HUP']) assert.ok(resolveOptions({ ...base, killSignal: name }).killSignal > 0);
 });
+
+test('a pool that sizes itself: --min-procs (default -F: static), --max-procs = -F, --idle-timeout (default 10s)', () => {
+  const still = resolveOptions({ ...base, F: '4' });
+  assert.deepEqual([still.minProcs, still.procs, still.idleTimeoutMs], [4, 4, 10_000]);
+  const o = resolveOptions({ ...base, maxProcs: '4', minProcs: '0', idleTimeout: '1s' });
+  assert.deepEqual([o.minProcs, o.procs, o.idleTimeoutMs], [0, 4, 1000]);
+  assert.equal(resolveOptions({ ...base, F: '3', maxProcs: '3', minProcs: '3' }).minProcs, 3);
+  fails({ ...base, F: '2', minProcs: '3' }, /^--min-procs 3 is more than -F\/--max-procs 2$/);
+  fails({ ...base, F: '2', maxProcs: '3' }, /^-F 2 and --max-procs 3 disagree/);
+  fails({ ...base, F: '2', minProcs: '-1' }, /--min-procs/);
+  fails({ ...base, F: '2', minProcs: '1', idleTimeout: 'soon' }, /--idle-timeout/);
+  fails({ ...base, F: '2', minProcs: '1', idleTimeout: '10ms' }, /^--idle-timeout must be at least 100ms$/);
+});
