@@ -18,8 +18,8 @@ import {
   parseMode,
   parsePort,
   parseUnixPath,
-  type RawOptions,
-} from './options.js';
+} from './option-values.js';
+import { OPTION_TABLE, type OptionEntry, type RawOptions } from './option-table.js';
 
 /** A config file larger than this is refused before it is parsed (real ones are a few kB). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -429,28 +429,10 @@ export function configToRawOptions(vars: Record<string, string>): RawOptions {
     const words = program.trim().split(/\s+/).filter((w) => w !== '');
     if (words.length > 0) raw.app = words;
   }
-  const map: [keyof RawOptions, ConfigVariable[]][] = [
-    ['p', ['FCGIPORT']],
-    ['s', ['FCGISOCKET']],
-    ['a', ['FCGIADDR']],
-    ['C', ['PHP_FCGI_CHILDREN']],
-    ['F', ['FCGIPROCS', 'FCGI_CHILDREN']],
-    ['u', ['USERID']],
-    ['g', ['GROUPID']],
-    ['U', ['SOCKUSERID']],
-    ['G', ['SOCKGROUPID']],
-    ['M', ['SOCKMODE']],
-    ['b', ['FCGI_BACKLOG']],
-    ['P', ['FCGIPIDFILE']],
-    ['c', ['FCGICHROOT', 'CHROOT']],
-    ['d', ['FCGIDIR']],
-    ['killSignal', ['KILL_SIGNAL']],
-    ['killTimeout', ['KILL_TIMEOUT']],
-    ['webServerAddrs', ['FCGI_WEB_SERVER_ADDRS']],
-  ];
-  for (const [key, names] of map) {
-    const value = get(...names);
-    if (value !== undefined) (raw as Record<string, unknown>)[key] = value;
+  // The option table names the variables of each option (-F: FCGIPROCS, else FCGI_CHILDREN).
+  for (const entry of OPTION_TABLE as readonly OptionEntry[]) {
+    const value = entry.config === undefined ? undefined : get(...entry.config);
+    if (value !== undefined) (raw as Record<string, unknown>)[entry.key] = value;
   }
   const allowed = vars.ALLOWED_ENV;
   if (allowed !== undefined) {
