@@ -123,7 +123,7 @@ class Parser {
       const va = this.vars[a];
       const vb = this.vars[b];
       if (va !== undefined && vb !== undefined && va !== '' && vb !== '' && va !== vb) {
-        throw this.error(`${a} (line ${this.lineOf[a]}) and ${b} (line ${this.lineOf[b]}) disagree: set only one`, Math.max(this.lineOf[a]!, this.lineOf[b]!));
+        throw this.error(`${a} (line ${this.lineOf[a]}) and ${b} (line ${this.lineOf[b]}) disagree: set only one`, Math.max(this.lineOf[a] ?? 0, this.lineOf[b] ?? 0));
       }
     }
     if ((this.vars.FCGISOCKET ?? '') !== '' && (this.vars.FCGIPORT ?? '') !== '') {
@@ -371,9 +371,9 @@ class Parser {
 
   private peekName(): string {
     let end = this.pos;
-    if (end < this.text.length && NAME_START.test(this.text[end]!)) {
+    if (end < this.text.length && NAME_START.test(this.text[end] ?? '')) {
       end++;
-      while (end < this.text.length && NAME_CHAR.test(this.text[end]!)) end++;
+      while (end < this.text.length && NAME_CHAR.test(this.text[end] ?? '')) end++;
     }
     return this.text.slice(this.pos, end);
   }
@@ -524,15 +524,17 @@ function closestKnown(name: string): ConfigVariable | undefined {
 
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 2) return 3;
+  // Rows of the Levenshtein table; every index read below was written before (or in the first row).
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const at = (row: number[], k: number) => row[k] ?? Number.POSITIVE_INFINITY;
+      current[j] = Math.min(at(previous, j) + 1, at(current, j - 1) + 1, at(previous, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
     previous = current;
   }
-  return previous[b.length]!;
+  return previous[b.length] ?? 3;
 }
 
 /**

@@ -32,10 +32,11 @@ const RLIMITS = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgq
 /** `nofile=4096`, `core=0`, `as=1073741824:unlimited`: checked here so that a typo is a usage error, not N failed children. */
 export function parseRlimit(text: string): string {
   const match = /^([A-Za-z]+)=(\d+|unlimited|infinity)(?::(\d+|unlimited|infinity))?$/.exec(text);
-  if (match === null || !RLIMITS.includes(match[1]!.toLowerCase())) {
+  const [, name, soft, hard] = match ?? [];
+  if (name === undefined || !RLIMITS.includes(name.toLowerCase())) {
     throw usageError(`invalid --rlimit '${text}' (NAME=SOFT[:HARD] with NAME one of ${RLIMITS.join(', ')})`);
   }
-  return `${match[1]!.toLowerCase()}=${match[2]}${match[3] === undefined ? '' : `:${match[3]}`}`;
+  return `${name.toLowerCase()}=${soft}${hard === undefined ? '' : `:${hard}`}`;
 }
 
 export function parseUnixPath(path: string): SocketSpec {
