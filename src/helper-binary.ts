@@ -10,9 +10,9 @@ export function nativeBinaryPath(name: string, arch: string = process.arch): str
   return fileURLToPath(new URL(`../build/${arch}/${name}`, import.meta.url));
 }
 
-/** The exec helper: $SPAWN_FCGI_TS_HELPER, else the build for this machine. */
-export function helperPath(): string {
-  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
+/** The exec helper: $SPAWN_FCGI_TS_HELPER of `env`, else the build for this machine. */
+export function helperPath(env: NodeJS.ProcessEnv): string {
+  const fromEnv = env.SPAWN_FCGI_TS_HELPER;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return nativeBinaryPath('spawn-fcgi-ts-helper');
 }
@@ -100,10 +100,10 @@ function elfInterpreter(path: string, header: Buffer, littleEndian: boolean): st
  * The one-line reason no helper can run here, naming the fix; undefined when it can run. The package has
  * no install script (npm asks users to approve those), so the fix is the build script it ships.
  */
-export function checkHelper(path: string): string | undefined {
+export function checkHelper(path: string, env: NodeJS.ProcessEnv): string | undefined {
   const problem = binaryProblem(path);
   if (problem === undefined) return undefined;
-  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
+  const fromEnv = env.SPAWN_FCGI_TS_HELPER;
   const fix = fromEnv !== undefined && fromEnv !== ''
     ? 'point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it'
     : `rebuild it with 'sh ${fileURLToPath(new URL('../scripts/build-helper.sh', import.meta.url))} --force' (needs a C compiler)`;
