@@ -1,13 +1,24 @@
-import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
  * The native programs (the exec helper, the sd_notify sender) ship prebuilt and static, one per
- * architecture: build/<process.arch>/<name>. build/ sits next to dist/ and src/, so the same relative URL
- * works from the bundle and from the sources.
+ * architecture: build/<process.arch>/<name>, in the package's root (next to dist/ and src/).
  */
 export function nativeBinaryPath(name: string, arch: string = process.arch): string {
-  return fileURLToPath(new URL(`../build/${arch}/${name}`, import.meta.url));
+  return fileURLToPath(new URL(`build/${arch}/${name}`, packageRoot()));
+}
+
+/**
+ * The package's root (build/, scripts/): the folder above this module that holds package.json. The bundle
+ * runs from dist/, the sources from src/ or one of its concern folders, so the depth is not fixed.
+ */
+function packageRoot(): URL {
+  for (const up of ['../', '../../']) {
+    const candidate = new URL(up, import.meta.url);
+    if (existsSync(new URL('package.json', candidate))) return candidate;
+  }
+  return new URL('../', import.meta.url);
 }
 
 /** The exec helper: $SPAWN_FCGI_TS_HELPER of `env`, else the build for this machine. */
@@ -106,6 +117,6 @@ export function checkHelper(path: string, env: NodeJS.ProcessEnv): string | unde
   const fromEnv = env.SPAWN_FCGI_TS_HELPER;
   const fix = fromEnv !== undefined && fromEnv !== ''
     ? 'point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it'
-    : `rebuild it with 'sh ${fileURLToPath(new URL('../scripts/build-helper.sh', import.meta.url))} --force' (needs a C compiler)`;
+    : `rebuild it with 'sh ${fileURLToPath(new URL('scripts/build-helper.sh', packageRoot()))} --force' (needs a C compiler)`;
   return `no native helper for linux-${process.arch}: ${path} is ${problem}; ${fix}`;
 }
