@@ -90,3 +90,13 @@ await build({
   format: 'esm',
   logLevel: 'warning',
 });
+// The repo's /proc readers, for the benchmark.
+await build({
+  entryPoints: [new URL('tools/proc/proc.ts', root).pathname],
+  outfile: new URL('dist-tools/proc.mjs', root).pathname,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  logLevel: 'warning',
+});
