@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -10,15 +10,14 @@ export function nativeBinaryPath(name: string, arch: string = process.arch): str
 }
 
 /**
- * The package's root (build/, scripts/): the folder above this module that holds package.json. The bundle
- * runs from dist/, the sources from src/ or one of its concern folders, so the depth is not fixed.
+ * The package's root (build/, scripts/): the parent of the nearest dist/ or src/ above this module. The
+ * bundle runs from dist/, the sources from src/ or one of its concern folders, so the depth is not fixed.
  */
 function packageRoot(): URL {
-  for (const up of ['../', '../../']) {
-    const candidate = new URL(up, import.meta.url);
-    if (existsSync(new URL('package.json', candidate))) return candidate;
-  }
-  return new URL('../', import.meta.url);
+  const here = new URL('.', import.meta.url);
+  const parts = here.pathname.split('/');
+  const top = Math.max(parts.lastIndexOf('dist'), parts.lastIndexOf('src'));
+  return top > 0 ? new URL(`${parts.slice(0, top).join('/')}/`, here) : new URL('../', import.meta.url);
 }
 
 /** The exec helper: $SPAWN_FCGI_TS_HELPER of `env`, else the build for this machine. */
