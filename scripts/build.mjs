@@ -79,10 +79,21 @@ async function writeCodeCache() {
   }
 }
 
-// The FastCGI client, for the demo and the benchmark (plain .mjs scripts that do not compile TypeScript).
+// The repo's FastCGI client (a tool, not the product), for the demo and the benchmark (plain .mjs scripts
+// that do not compile TypeScript): dist-tools/, apart from what the package ships.
 await build({
-  entryPoints: [new URL('src/fcgi/client.ts', root).pathname],
-  outfile: new URL('dist/fcgi-client.mjs', root).pathname,
+  entryPoints: [new URL('tools/fcgi/client.ts', root).pathname],
+  outfile: new URL('dist-tools/fcgi-client.mjs', root).pathname,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  logLevel: 'warning',
+});
+// The repo's /proc readers, for the benchmark.
+await build({
+  entryPoints: [new URL('tools/proc/proc.ts', root).pathname],
+  outfile: new URL('dist-tools/proc.mjs', root).pathname,
   bundle: true,
   platform: 'node',
   target: 'node20',

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { fcgiRequest } from '../dist/fcgi-client.mjs';
+import { fcgiRequest } from '../dist-tools/fcgi-client.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = `${root}dist/cli.mjs`;

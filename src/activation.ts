@@ -12,7 +12,7 @@ export interface PassedSocket {
 }
 
 /** The sockets systemd (or systemd-socket-activate) passed to this very process, if any. */
-export function passedSockets(env: NodeJS.ProcessEnv = process.env, pid = process.pid): PassedSocket[] {
+export function passedSockets(env: NodeJS.ProcessEnv, pid = process.pid): PassedSocket[] {
   if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== pid) return [];
   const count = Number(env.LISTEN_FDS ?? '0');
   if (!Number.isInteger(count) || count <= 0) return [];

@@ -8,11 +8,12 @@ import { HELP_TEXT, VERSION } from './help.js';
 import { passedSockets } from './activation.js';
 import { statusCommand } from './status-command.js';
 
-async function main(argv: string[]): Promise<number> {
-  const context = { socketActivation: passedSockets().length > 0 };
-  if (isDaemonChild()) {
+/** The environment is read here, once; every module below is given what it needs. */
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const context = { socketActivation: passedSockets(env).length > 0 };
+  if (isDaemonChild(env)) {
     const { raw } = parseCommandLine(argv);
-    return runSupervisor(leaveWorkingDirectory(resolveOptions(raw, context)), daemonReporter());
+    return runSupervisor(leaveWorkingDirectory(resolveOptions(raw, context)), env, daemonReporter());
   }
   if (argv.length === 0) {
     process.stdout.write(HELP_TEXT);
@@ -25,7 +26,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let options;
   try {
-    if (argv[0] === 'status') return await statusCommand(argv.slice(1));
+    if (argv[0] === 'status') return await statusCommand(argv.slice(1), env);
     const { raw, help, version } = parseCommandLine(argv);
     if (help) {
       process.stdout.write(HELP_TEXT);
@@ -42,11 +43,11 @@ async function main(argv: string[]): Promise<number> {
     if (error.usage) process.stderr.write("Try 'spawn-fcgi-ts --help' for more information.\n");
     return error.exitCode;
   }
-  if (!options.foreground) return startDaemon(argv);
-  return runSupervisor(options);
+  if (!options.foreground) return startDaemon(argv, env);
+  return runSupervisor(options, env);
 }
 
-main(process.argv.slice(2)).then(
+main(process.argv.slice(2), process.env).then(
   (status) => {
     process.exitCode = status;
     // Nothing of ours is left; do not wait for stray handles (e.g. a child's stdio held by a grandchild).

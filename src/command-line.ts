@@ -3,35 +3,7 @@ import yargs from 'yargs';
 import { MAX_CONFIG_BYTES, loadConfigFile, mergeRawOptions } from './config-file.js';
 import { SetupError, usageError } from './errors.js';
 import { printError } from './log.js';
-import type { RawOptions } from './options.js';
-
-/** spawn-fcgi's single-letter flags that take a value, and the long options that spawn-fcgi-ts adds. */
-const VALUE_FLAGS = ['f', 'd', 'a', 'p', 's', 'C', 'F', 'b', 'u', 'g', 'U', 'G', 'M', 'c', 'P'] as const;
-const LONG_VALUE_OPTIONS = {
-  'copy-env': 'copyEnv',
-  env: 'env',
-  'web-server-addrs': 'webServerAddrs',
-  'kill-signal': 'killSignal',
-  'kill-timeout': 'killTimeout',
-  'restart-delay': 'restartDelay',
-  'max-restart-delay': 'maxRestartDelay',
-  'stable-after': 'stableAfter',
-  'max-failures': 'maxFailures',
-  'start-check': 'startCheck',
-  'max-procs': 'maxProcs',
-  'min-procs': 'minProcs',
-  'idle-timeout': 'idleTimeout',
-  'log-format': 'logFormat',
-  'log-file': 'logFile',
-  'fd-name': 'fdName',
-  rlimit: 'rlimit',
-  'max-rss': 'maxRss',
-  'max-age': 'maxAge',
-  'check-interval': 'checkInterval',
-  control: 'control',
-  metrics: 'metrics',
-} as const;
-const REPEATABLE = new Set(['env', 'copy-env', 'rlimit']);
+import { ALL_OPTIONS, OPTION_TABLE, optionName, type OptionEntry, type RawOptions } from './option-table.js';
 
 type Parsed = Record<string, unknown> & { _: (string | number)[]; '--'?: (string | number)[] };
 
@@ -76,9 +48,13 @@ function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: 
     .fail((message, error) => {
       throw usageError(message ?? error?.message ?? 'invalid command line');
     });
-  for (const flag of VALUE_FLAGS) parser.option(flag, { type: 'string', requiresArg: true });
-  for (const flag of ['S', 'n', 'v', 'h', 'keep-socket', 'status-page', 'help', 'version']) parser.option(flag, { type: 'boolean' });
-  for (const name of [...Object.keys(LONG_VALUE_OPTIONS), 'config']) parser.option(name, { type: 'string', requiresArg: true });
+  // Every option by the name yargs knows it by (-F is 'F', --kill-signal is 'kill-signal'); no aliases: -v and --version are two names.
+  for (const entry of ALL_OPTIONS) {
+    for (const name of [entry.short, entry.long]) {
+      if (name === undefined) continue;
+      parser.option(name, entry.kind === 'flag' ? { type: 'boolean' } : { type: 'string', requiresArg: true });
+    }
+  }
   const parsed = parser.parseSync() as Parsed;
 
   const one = (name: string): string | undefined => {
@@ -91,14 +67,13 @@ function parseFlags(argv: string[]): { raw: RawOptions; help: boolean; version: 
     if (value === undefined) return undefined;
     return (Array.isArray(value) ? value : [value]).map(String);
   };
-  const raw: RawOptions = { S: parsed.S === true, n: parsed.n === true, keepSocket: parsed['keep-socket'] === true };
-  if (parsed['status-page'] === true) raw.statusPage = true;
-  for (const flag of VALUE_FLAGS) raw[flag] = one(flag);
-  for (const [name, key] of Object.entries(LONG_VALUE_OPTIONS)) {
-    (raw as Record<string, unknown>)[key] = REPEATABLE.has(name) ? many(name) : one(name);
+  const raw: Record<string, unknown> = {};
+  for (const entry of OPTION_TABLE as readonly OptionEntry[]) {
+    const name = optionName(entry);
+    raw[entry.key] = entry.kind === 'flag' ? parsed[name] === true : entry.kind === 'list' ? many(name) : one(name);
   }
   const app = [...parsed._, ...(parsed['--'] ?? [])].map(String);
   if (app.length > 0) raw.app = app;
-  return { raw, help: parsed.h === true || parsed.help === true, version: parsed.v === true || parsed.version === true, config: one('config') };
+  return { raw: raw as RawOptions, help: parsed.h === true || parsed.help === true, version: parsed.v === true || parsed.version === true, config: one('config') };
 }
 

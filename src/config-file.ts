@@ -18,8 +18,8 @@ import {
   parseMode,
   parsePort,
   parseUnixPath,
-  type RawOptions,
-} from './options.js';
+} from './option-values.js';
+import { OPTION_TABLE, type OptionEntry, type RawOptions } from './option-table.js';
 
 /** A config file larger than this is refused before it is parsed (real ones are a few kB). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -125,7 +125,7 @@ class Parser {
       const va = this.vars[a];
       const vb = this.vars[b];
       if (va !== undefined && vb !== undefined && va !== '' && vb !== '' && va !== vb) {
-        throw this.error(`${a} (line ${this.lineOf[a]}) and ${b} (line ${this.lineOf[b]}) disagree: set only one`, Math.max(this.lineOf[a]!, this.lineOf[b]!));
+        throw this.error(`${a} (line ${this.lineOf[a]}) and ${b} (line ${this.lineOf[b]}) disagree: set only one`, Math.max(this.lineOf[a] ?? 0, this.lineOf[b] ?? 0));
       }
     }
     if ((this.vars.FCGISOCKET ?? '') !== '' && (this.vars.FCGIPORT ?? '') !== '') {
@@ -373,9 +373,9 @@ class Parser {
 
   private peekName(): string {
     let end = this.pos;
-    if (end < this.text.length && NAME_START.test(this.text[end]!)) {
+    if (end < this.text.length && NAME_START.test(this.text[end] ?? '')) {
       end++;
-      while (end < this.text.length && NAME_CHAR.test(this.text[end]!)) end++;
+      while (end < this.text.length && NAME_CHAR.test(this.text[end] ?? '')) end++;
     }
     return this.text.slice(this.pos, end);
   }
@@ -431,30 +431,10 @@ export function configToRawOptions(vars: Record<string, string>): RawOptions {
     const words = program.trim().split(/\s+/).filter((w) => w !== '');
     if (words.length > 0) raw.app = words;
   }
-  const map: [keyof RawOptions, ConfigVariable[]][] = [
-    ['p', ['FCGIPORT']],
-    ['s', ['FCGISOCKET']],
-    ['a', ['FCGIADDR']],
-    ['C', ['PHP_FCGI_CHILDREN']],
-    ['F', ['FCGIPROCS', 'FCGI_CHILDREN']],
-    ['u', ['USERID']],
-    ['g', ['GROUPID']],
-    ['U', ['SOCKUSERID']],
-    ['G', ['SOCKGROUPID']],
-    ['M', ['SOCKMODE']],
-    ['b', ['FCGI_BACKLOG']],
-    ['P', ['FCGIPIDFILE']],
-    ['c', ['FCGICHROOT', 'CHROOT']],
-    ['d', ['FCGIDIR']],
-    ['killSignal', ['KILL_SIGNAL']],
-    ['killTimeout', ['KILL_TIMEOUT']],
-    ['minProcs', ['FCGI_MIN_PROCS']],
-    ['idleTimeout', ['FCGI_IDLE_TIMEOUT']],
-    ['webServerAddrs', ['FCGI_WEB_SERVER_ADDRS']],
-  ];
-  for (const [key, names] of map) {
-    const value = get(...names);
-    if (value !== undefined) (raw as Record<string, unknown>)[key] = value;
+  // The option table names the variables of each option (-F: FCGIPROCS, else FCGI_CHILDREN).
+  for (const entry of OPTION_TABLE as readonly OptionEntry[]) {
+    const value = entry.config === undefined ? undefined : get(...entry.config);
+    if (value !== undefined) (raw as Record<string, unknown>)[entry.key] = value;
   }
   const allowed = vars.ALLOWED_ENV;
   if (allowed !== undefined) {
@@ -546,15 +526,17 @@ function closestKnown(name: string): ConfigVariable | undefined {
 
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 2) return 3;
+  // Rows of the Levenshtein table; every index read below was written before (or in the first row).
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const at = (row: number[], k: number) => row[k] ?? Number.POSITIVE_INFINITY;
+      current[j] = Math.min(at(previous, j) + 1, at(current, j - 1) + 1, at(previous, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
     previous = current;
   }
-  return previous[b.length]!;
+  return previous[b.length] ?? 3;
 }
 
 /**

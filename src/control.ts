@@ -30,7 +30,7 @@ export const controlPathOfPidFile = (pidFile: string): string => `${pidFile}.con
  * Where the control socket of a pool lives unless --control says: next to the unix socket, else next to
  * the PID file, else in /run (root) or the temp dir, named after the TCP port.
  */
-export function defaultControlPath(options: Pick<Options, 'control' | 'pidFile' | 'socket'>): string | undefined {
+export function defaultControlPath(options: Pick<Options, 'control' | 'pidFile' | 'socket'>, env: NodeJS.ProcessEnv): string | undefined {
   if (options.control !== undefined) return options.control;
   const socket = options.socket;
   if (socket?.kind === 'unix' && !socket.abstract) return `${socket.path}.control`;
@@ -38,7 +38,7 @@ export function defaultControlPath(options: Pick<Options, 'control' | 'pidFile' 
   if (socket?.kind === 'tcp') {
     // Two pools may share a port on different addresses; a wildcard address is left out of the name.
     const address = socket.host === '0.0.0.0' || socket.host === '::' ? '' : `${socket.host.replace(/[^0-9A-Za-z.]/g, '_')}-`;
-    return join(writable('/run') ? '/run' : process.env.TMPDIR ?? '/tmp', `spawn-fcgi-ts-${address}${socket.port}.control`);
+    return join(writable('/run') ? '/run' : env.TMPDIR ?? '/tmp', `spawn-fcgi-ts-${address}${socket.port}.control`);
   }
   return undefined;
 }

@@ -12,16 +12,16 @@ const REPORT_FD = 3;
 
 type Report = { type: 'spawned'; slot: number; pid: number } | { type: 'error'; message: string } | { type: 'done'; status: number };
 
-export const isDaemonChild = (): boolean => process.env[DAEMON_MARK] === '1';
+export const isDaemonChild = (env: NodeJS.ProcessEnv): boolean => env[DAEMON_MARK] === '1';
 
 /**
  * Without -n: run the supervisor again as a detached daemon (its own session, no terminal, stdio on
  * /dev/null) and relay its start-up report. Exits 0 only once every child serves; otherwise with the
  * status spawn-fcgi would return.
  */
-export async function startDaemon(argv: string[]): Promise<number> {
+export async function startDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const subprocess = execa(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
-    env: { ...process.env, [DAEMON_MARK]: '1' },
+    env: { ...env, [DAEMON_MARK]: '1' },
     extendEnv: false,
     detached: true,
     cleanup: false,

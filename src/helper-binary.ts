@@ -3,16 +3,26 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The native programs (the exec helper, the sd_notify sender) ship prebuilt and static, one per
- * architecture: build/<process.arch>/<name>. build/ sits next to dist/ and src/, so the same relative URL
- * works from the bundle and from the sources.
+ * architecture: build/<process.arch>/<name>, in the package's root (next to dist/ and src/).
  */
 export function nativeBinaryPath(name: string, arch: string = process.arch): string {
-  return fileURLToPath(new URL(`../build/${arch}/${name}`, import.meta.url));
+  return fileURLToPath(new URL(`build/${arch}/${name}`, packageRoot()));
 }
 
-/** The exec helper: $SPAWN_FCGI_TS_HELPER, else the build for this machine. */
-export function helperPath(): string {
-  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
+/**
+ * The package's root (build/, scripts/): the parent of the nearest dist/ or src/ above this module. The
+ * bundle runs from dist/, the sources from src/ or one of its concern folders, so the depth is not fixed.
+ */
+function packageRoot(): URL {
+  const here = new URL('.', import.meta.url);
+  const parts = here.pathname.split('/');
+  const top = Math.max(parts.lastIndexOf('dist'), parts.lastIndexOf('src'));
+  return top > 0 ? new URL(`${parts.slice(0, top).join('/')}/`, here) : new URL('../', import.meta.url);
+}
+
+/** The exec helper: $SPAWN_FCGI_TS_HELPER of `env`, else the build for this machine. */
+export function helperPath(env: NodeJS.ProcessEnv): string {
+  const fromEnv = env.SPAWN_FCGI_TS_HELPER;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return nativeBinaryPath('spawn-fcgi-ts-helper');
 }
@@ -100,12 +110,12 @@ function elfInterpreter(path: string, header: Buffer, littleEndian: boolean): st
  * The one-line reason no helper can run here, naming the fix; undefined when it can run. The package has
  * no install script (npm asks users to approve those), so the fix is the build script it ships.
  */
-export function checkHelper(path: string): string | undefined {
+export function checkHelper(path: string, env: NodeJS.ProcessEnv): string | undefined {
   const problem = binaryProblem(path);
   if (problem === undefined) return undefined;
-  const fromEnv = process.env.SPAWN_FCGI_TS_HELPER;
+  const fromEnv = env.SPAWN_FCGI_TS_HELPER;
   const fix = fromEnv !== undefined && fromEnv !== ''
     ? 'point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it'
-    : `rebuild it with 'sh ${fileURLToPath(new URL('../scripts/build-helper.sh', import.meta.url))} --force' (needs a C compiler)`;
+    : `rebuild it with 'sh ${fileURLToPath(new URL('scripts/build-helper.sh', packageRoot()))} --force' (needs a C compiler)`;
   return `no native helper for linux-${process.arch}: ${path} is ${problem}; ${fix}`;
 }

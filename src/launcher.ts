@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { helperPath } from './helper-binary.js';
 import type { Credentials } from './identity.js';
 import { splitLines } from './lines.js';
 
@@ -16,6 +15,8 @@ export interface LaunchSpec {
   chroot?: string;
   chdir?: string;
   rlimits: string[];
+  /** The exec helper to run (see helper-binary.ts's helperPath). */
+  helper: string;
 }
 
 export interface ChildExit {
@@ -68,7 +69,7 @@ export const launch: Launcher = (spec, onLine) => {
     // child_process rather than execa: a failed spawn must be seen in every form (a synchronous throw for
     // E2BIG/ENOEXEC, an 'error' event without 'exit' for EAGAIN/ENOENT/EMFILE), and for EMFILE execa
     // fails inside itself ('stdio is not iterable') and leaves the error event unhandled.
-    subprocess = spawn(helperPath(), helperArguments(spec), {
+    subprocess = spawn(spec.helper, helperArguments(spec), {
       stdio: [spec.socketFd, 'pipe', 'pipe', 'pipe'],
       env: spec.env,
       detached: true,

@@ -18,6 +18,8 @@ export interface LoggerOptions {
   colour?: boolean;
   /** stderr is a terminal: text lines get a time and a padded level instead of the program prefix. */
   tty?: boolean;
+  /** Write debug lines too (SPAWN_FCGI_TS_DEBUG set); default: not. */
+  debug?: boolean;
 }
 
 const PROGRAM = 'spawn-fcgi-ts';
@@ -152,7 +154,7 @@ export class Logger {
   }
 
   write(level: Level, event: string, message: string, fields: LogFields): void {
-    if (level === 'debug' && process.env.SPAWN_FCGI_TS_DEBUG === undefined) return;
+    if (level === 'debug' && this.options.debug !== true) return;
     if (this.options.format === 'json') {
       const { slot, pid, ...rest } = fields;
       this.emit(JSON.stringify({ time: new Date().toISOString(), level, event, slot, pid, msg: message, ...rest }));

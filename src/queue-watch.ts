@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { helperPath } from './helper-binary.js';
 
 /**
  * Watching the socket's accept queue without ever accepting (DESIGN §3), for a pool that sizes itself.
@@ -24,6 +23,8 @@ export interface QueueWatch {
 }
 
 export interface QueueWatchOptions {
+  /** The native helper (its --watch-queue mode). */
+  helper: string;
   socketFd: number;
   backlog: number;
   onSignal: (signal: QueueSignal) => void;
@@ -42,7 +43,7 @@ export function watchQueue(options: QueueWatchOptions): QueueWatch {
 
   const start = () => {
     let stderr = '';
-    const c = spawn(helperPath(), ['--watch-queue', String(QUEUE_SETTLE_MS), String(options.backlog), String(process.pid)], {
+    const c = spawn(options.helper, ['--watch-queue', String(QUEUE_SETTLE_MS), String(options.backlog), String(process.pid)], {
       stdio: [options.socketFd, 'pipe', 'pipe'],
     });
     child = c;

@@ -54,8 +54,8 @@ export const MAX_STATUS_BYTES = 1024;
 const NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
 
 /** build/ sits next to dist/ and src/, so the same relative URL works from the bundle and from the sources. */
-export function notifierPath(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env.SPAWN_FCGI_TS_NOTIFY || process.env.SPAWN_FCGI_TS_NOTIFY;
+export function notifierPath(env: NodeJS.ProcessEnv): string {
+  const fromEnv = env.SPAWN_FCGI_TS_NOTIFY;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return nativeBinaryPath(NOTIFY_NAME);
 }
@@ -121,7 +121,7 @@ export function notifierArguments(socket: string, pid: number, isRoot: boolean):
 }
 
 /** A notifier for $NOTIFY_SOCKET, or undefined when systemd did not ask for notifications. */
-export function createNotifier(env: NodeJS.ProcessEnv = process.env, options: NotifierOptions = {}): Notifier | undefined {
+export function createNotifier(env: NodeJS.ProcessEnv, options: NotifierOptions = {}): Notifier | undefined {
   const socket = env.NOTIFY_SOCKET;
   if (socket === undefined || socket === '') return undefined;
   return new NativeNotifier(socket, env, options);

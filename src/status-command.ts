@@ -33,7 +33,7 @@ PID file exists; 3 not running; 4 unknown (no trustworthy answer); 150 degraded
 `;
 
 /** `spawn-fcgi-ts status ...`: asks the running supervisor over its control socket. */
-export async function statusCommand(argv: string[]): Promise<number> {
+export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const parsed = yargs(argv)
     .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false })
     .help(false).version(false).exitProcess(false).strict()
@@ -65,7 +65,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     path = defaultControlPath({
       control: parsed.control,
       socket: parsed.s !== undefined ? parseUnixPath(parsed.s) : parsed.p !== undefined ? { kind: 'tcp', host: parsed.a ?? '0.0.0.0', port: parsePort(parsed.p) } : undefined,
-    });
+    }, env);
   }
   if (path === undefined) throw usageError('status needs --control PATH, -P PIDFILE, -s SOCKET or -p PORT');
   let status: PoolStatus;
@@ -86,7 +86,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (expectedPid !== undefined && status.supervisorPid !== expectedPid) {
     return say(`${path} answers for supervisor ${status.supervisorPid}, not for PID ${expectedPid} of '${parsed.P}'`, STATUS_EXIT.unknown);
   }
-  process.stdout.write(parsed.json === true ? `${terminalSafeJson(status)}\n` : renderStatusTable(status, { color: useColour(process.env, process.stdout.isTTY === true) }));
+  process.stdout.write(parsed.json === true ? `${terminalSafeJson(status)}\n` : renderStatusTable(status, { color: useColour(env, process.stdout.isTTY === true) }));
   return readiness(status).ok ? STATUS_EXIT.running : STATUS_EXIT.degraded;
 }
 

@@ -1,5 +1,5 @@
 import { fstatSync } from 'node:fs';
-import { adoptPassedSocket, passedSockets } from './activation.js';
+import { adoptPassedSocket, passedSockets, type PassedSocket } from './activation.js';
 import { controlPathOfPidFile, defaultControlPath, startControlServer, startMetricsServer, type Observed } from './control.js';
 import { drainAcceptQueue } from './drain.js';
 import { buildChildEnvironment } from './environment.js';
@@ -37,10 +37,12 @@ interface Prepared {
   owner: SocketOwner;
   appPath: string;
   chroot?: string;
+  /** The exec helper's path (SPAWN_FCGI_TS_HELPER, else the build's). */
+  helper: string;
 }
 
 /** All checks that need no socket and no child: after this, only binding and spawning can fail. */
-function prepare(options: Options, logger: Logger): Prepared {
+function prepare(options: Options, logger: Logger, env: NodeJS.ProcessEnv): Prepared {
   const isRoot = process.getuid?.() === 0;
   let credentials: Credentials = {};
   let owner: SocketOwner = {};
@@ -53,11 +55,12 @@ function prepare(options: Options, logger: Logger): Prepared {
     if (given.length > 0) logger.warn('root-only', `${given.join(' ')} only work as root: ignored (as spawn-fcgi does)`);
   }
   const chroot = isRoot ? options.chroot : undefined;
-  const appPath = locateApp(options.app[0]!, { chroot, chdir: options.chdir, searchPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' }).path;
-  const helperProblem = checkHelper(helperPath());
+  const appPath = locateApp(options.app[0]!, { chroot, chdir: options.chdir, searchPath: env.PATH ?? '/usr/local/bin:/usr/bin:/bin' }).path;
+  const helper = helperPath(env);
+  const helperProblem = checkHelper(helper, env);
   if (helperProblem !== undefined) throw new SetupError(helperProblem);
   if (options.pidFile !== undefined) checkPidFile(options.pidFile);
-  return { credentials, owner, appPath, chroot };
+  return { credentials, owner, appPath, chroot, helper };
 }
 
 function rootOptionGiven(options: Options, flag: (typeof ROOT_ONLY)[number]): boolean {
@@ -66,8 +69,7 @@ function rootOptionGiven(options: Options, flag: (typeof ROOT_ONLY)[number]): bo
 }
 
 /** The pool's socket: the one systemd passed, else a fresh bind. */
-async function acquireSocket(options: Options, prepared: Prepared): Promise<BoundSocket> {
-  const passed = passedSockets();
+async function acquireSocket(options: Options, prepared: Prepared, passed: PassedSocket[]): Promise<BoundSocket> {
   if (passed.length > 0) return adoptPassedSocket(passed, options.fdName, options.socket);
   return bindSocket(options.socket!, {
     mode: options.socketMode,
@@ -89,9 +91,9 @@ function foregroundReporter(logger: Logger): StartReporter {
  * One run: validate, bind, start the pool, report, then supervise until stopped.
  * Resolves with the process exit status.
  */
-export async function runSupervisor(options: Options, daemonReporter?: StartReporter): Promise<number> {
+export async function runSupervisor(options: Options, env: NodeJS.ProcessEnv, daemonReporter?: StartReporter): Promise<number> {
   const tty = process.stderr.isTTY === true;
-  const loggerOptions: LoggerOptions = { format: options.logFormat, file: options.logFile, tty, colour: useColour(process.env, tty) };
+  const loggerOptions: LoggerOptions = { format: options.logFormat, file: options.logFile, tty, colour: useColour(env, tty), debug: env.SPAWN_FCGI_TS_DEBUG !== undefined };
   let logger: Logger;
   try {
     logger = new Logger(loggerOptions);
@@ -103,16 +105,16 @@ export async function runSupervisor(options: Options, daemonReporter?: StartRepo
     return error.exitCode;
   }
   try {
-    return await supervise(options, logger, daemonReporter);
+    return await supervise(options, logger, env, daemonReporter);
   } finally {
     logger.close();
   }
 }
 
-async function supervise(options: Options, logger: Logger, daemonReporter?: StartReporter): Promise<number> {
+async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEnv, daemonReporter?: StartReporter): Promise<number> {
   const startedAt = Date.now();
   const reporter = daemonReporter ?? foregroundReporter(logger);
-  const notifier = createNotifier(process.env, { onError: (line) => logger.warn('notify', line) });
+  const notifier = createNotifier(env, { onError: (line) => logger.warn('notify', line) });
   const fail = (message: string, status: number): number => {
     reporter.stderr(message);
     reporter.done(status);
@@ -121,10 +123,11 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
   };
 
   let socket: BoundSocket;
+  const passed = passedSockets(env);
   let prepared: Prepared;
   try {
-    prepared = prepare(options, logger);
-    socket = await acquireSocket(options, prepared);
+    prepared = prepare(options, logger, env);
+    socket = await acquireSocket(options, prepared, passed);
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
     return fail(error.message, error.exitCode);
@@ -135,7 +138,8 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
     appArgs: options.app.slice(1),
     socketFd: socket.fd,
     backlog: options.backlog,
-    env: buildChildEnvironment(process.env, options),
+    env: buildChildEnvironment(env, options),
+    helper: prepared.helper,
     credentials: prepared.credentials,
     chroot: prepared.chroot,
     chdir: options.chdir,
@@ -182,7 +186,7 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
       queueWatch?.stop();
       notifier?.stopping();
       const drained = drain && serving
-        ? await drainAcceptQueue({ socket, spec: options.socket, activated: passedSockets().length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
+        ? await drainAcceptQueue({ socket, spec: options.socket, activated: passed.length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
         : undefined;
       const live = count(pool.livePids().length, 'child', 'children');
       logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${live}, SIGKILL in ${formatMs(options.killTimeoutMs)} to what is left`);
@@ -228,7 +232,7 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
 
   // A pool that sizes itself watches its accept queue (the watcher also listens: with --min-procs 0 no child does).
   if (pool.dynamic) {
-    queueWatch = watchQueue({ socketFd: socket.fd, backlog: options.backlog, onSignal: (signal) => pool.onQueue(signal), onError: (message) => logger.warn('queue', message) });
+    queueWatch = watchQueue({ helper: launchSpec.helper, socketFd: socket.fd, backlog: options.backlog, onSignal: (signal) => pool.onQueue(signal), onError: (message) => logger.warn('queue', message) });
     closers.push(() => queueWatch?.stop());
     await queueWatch.listening;
   }
@@ -266,7 +270,7 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
       listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
     }),
   };
-  await startObservers({ ...options, socket: options.socket ?? socket.spec }, observed, logger, closers);
+  await startObservers({ ...options, socket: options.socket ?? socket.spec }, env, observed, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
     const timer = every(systemClock, options.checkIntervalMs, () => pool.checkMemory(options.maxRssBytes!));
     closers.push(() => timer.cancel());
@@ -299,8 +303,8 @@ async function supervise(options: Options, logger: Logger, daemonReporter?: Star
 }
 
 /** The control socket (always, unless no path can be derived) and the metrics endpoint (when asked). */
-async function startObservers(options: Options, source: Observed, logger: Logger, closers: (() => void)[]): Promise<void> {
-  const controlPaths = new Set([defaultControlPath(options)]);
+async function startObservers(options: Options, env: NodeJS.ProcessEnv, source: Observed, logger: Logger, closers: (() => void)[]): Promise<void> {
+  const controlPaths = new Set([defaultControlPath(options, env)]);
   // `status -P PIDFILE` finds the pool there, without reading anything of the process the PID file names.
   if (options.pidFile !== undefined) controlPaths.add(controlPathOfPidFile(options.pidFile));
   for (const controlPath of controlPaths) {

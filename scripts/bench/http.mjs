@@ -2,23 +2,13 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
 import { READY_MARKER } from './fcgi.mjs';
 import { registerProcess, unregisterProcess } from './registry.mjs';
-import { isAlive, listPids, readStat, signalIfSame } from './proc.mjs';
+import { freePort, isAlive, listPids, readStat, signalIfSame } from './proc.mjs';
 import { sleep } from './util.mjs';
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './proc.mjs';
 
 export function httpGet(port, path, timeoutMs = 5000) {
   return new Promise((resolve) => {

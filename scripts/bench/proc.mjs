@@ -4,30 +4,13 @@
 // alone: every process is identified by (pid, starttime), and a zombie counts as gone (PID 1 reaps
 // orphans late here).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { listPids, readStat as readProcStat } from '../../dist-tools/proc.mjs';
 
-export const CLK_TCK = 100;
+// The /proc/<pid>/stat parser, the pid list and freePort are the repo's one /proc module (tools/proc/proc.ts).
+export { CLK_TCK, freePort, listPids } from '../../dist-tools/proc.mjs';
 
-export function readStat(pid) {
-  let data;
-  try {
-    data = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return null;
-  }
-  const l = data.indexOf('(');
-  const r = data.lastIndexOf(')');
-  const rest = data.slice(r + 2).split(' ');
-  return {
-    pid,
-    comm: data.slice(l + 1, r),
-    state: rest[0],
-    ppid: Number(rest[1]),
-    utime: Number(rest[11]),
-    stime: Number(rest[12]),
-    threads: Number(rest[17]),
-    starttime: Number(rest[19]),
-  };
-}
+/** /proc/<pid>/stat parsed, or null when the process is gone. */
+export const readStat = (pid) => readProcStat(pid) ?? null;
 
 export const isDeadState = (state) => state === 'Z' || state === 'X';
 
@@ -46,15 +29,6 @@ export function signalIfSame(pid, starttime, signal) {
   } catch {
     return false;
   }
-}
-
-export function listPids() {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    const c = name.charCodeAt(0);
-    if (c >= 48 && c <= 57) out.push(Number(name));
-  }
-  return out.sort((a, b) => a - b);
 }
 
 /** On-CPU time of all threads of pid in ns (schedstat), or null if gone. */

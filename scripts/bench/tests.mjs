@@ -102,7 +102,7 @@ export async function testOverheadGroup(ctx, recipes, n, idleSecs) {
   const tIdle = now();
   for (let s = 1; s <= idleSecs; s++) {
     await sleep(Math.max(0, tIdle + s * 1000 - now()));
-    runs.forEach((run, i) => {
+    runs.forEach((_run, i) => {
       const cpu = a[i].supervisors.reduce((acc, sup) => acc + (cpuNs(sup.pid) ?? 0), 0) / 1e6;
       series[i].push([s, Number((cpu - a[i].sup_cpu_ms).toFixed(4))]);
     });

@@ -32,7 +32,7 @@ async function slots(control: string): Promise<SlotView[]> {
 /** A private copy of the helper that the test can take away and put back. */
 function helperCopy(name: string): { path: string; env: NodeJS.ProcessEnv } {
   const path = join(dir, name);
-  copyFileSync(helperPath(), path);
+  copyFileSync(helperPath(process.env), path);
   chmodSync(path, 0o755);
   return { path, env: { ...process.env, SPAWN_FCGI_TS_HELPER: path } };
 }

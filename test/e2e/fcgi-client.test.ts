@@ -1,5 +1,5 @@
 /**
- * End-to-end tests of the FastCGI client (src/fcgi/client.ts) and of the
+ * End-to-end tests of the FastCGI client (tools/fcgi/client.ts) and of the
  * example app (examples/hello-fcgi.mjs) against real programs: Debian's
  * spawn-fcgi running php-cgi or the example app. The spawn-fcgi-ts binary is
  * not involved.
@@ -21,8 +21,8 @@ import {
   fcgiGetValues,
   fcgiRequest,
   type FcgiTarget,
-} from '../../src/fcgi/client.js';
-import { ProtocolStatus, Role } from '../../src/fcgi/protocol.js';
+} from '../../tools/fcgi/client.js';
+import { ProtocolStatus, Role } from '../../tools/fcgi/protocol.js';
 
 const HELLO = fileURLToPath(new URL('../../examples/hello-fcgi.mjs', import.meta.url));
 const SPAWN_FCGI = '/usr/bin/spawn-fcgi';
@@ -414,7 +414,7 @@ describe('examples/hello-fcgi.mjs under spawn-fcgi, TCP', { timeout: TEST_TIMEOU
     const socket = net.createConnection(target as { host: string; port: number });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const { encodeRecord, encodeBeginRequest, encodeParams, encodeStream, RecordReader, RecordType } = await import(
-      '../../src/fcgi/protocol.js'
+      '../../tools/fcgi/protocol.js'
     );
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));

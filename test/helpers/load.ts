@@ -6,12 +6,12 @@
  *   errors (connect, read, write, timeout), parsed from its report. The test can signal the supervisor
  *   while it runs.
  * - `fcgiLoad({ target, ... })` is an in-process load loop straight at the FastCGI socket with the
- *   product's client (src/fcgi/client.ts): `concurrency` loops each sending one request at a time,
+ *   product's client (tools/fcgi/client.ts): `concurrency` loops each sending one request at a time,
  *   for a duration or a number of requests, recording every request's outcome (so a test can tell
  *   which failed requests a child had accepted).
  */
 import { spawn } from 'node:child_process';
-import { fcgiRequest, type FcgiTarget } from '../../src/fcgi/client.js';
+import { fcgiRequest, type FcgiTarget } from '../../tools/fcgi/client.js';
 import { signalIfAlive } from './proc.js';
 
 export const WRK = '/usr/bin/wrk';

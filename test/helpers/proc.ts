@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, processTable, readStat } from '../../tools/proc/proc.js';
 
 export { sleep };
 
@@ -60,38 +60,17 @@ export function isGone(pid: number): boolean {
 /** A live (not zombie) process. */
 export const isAlive = (pid: number): boolean => !isGone(pid);
 
-/** Fields of /proc/<pid>/stat after the command name (which may contain spaces and parentheses). */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
 /** The process group id (field 5 of /proc/<pid>/stat), or undefined if the process is gone. */
 export function pgid(pid: number): number | undefined {
-  const fields = statFields(pid);
-  return fields === undefined ? undefined : Number(fields[2]);
+  return readStat(pid)?.pgid;
 }
 
 /** The session id (field 6 of /proc/<pid>/stat), or undefined if the process is gone. */
 export function sid(pid: number): number | undefined {
-  const fields = statFields(pid);
-  return fields === undefined ? undefined : Number(fields[3]);
+  return readStat(pid)?.sid;
 }
 
-/** Every process on the machine: pid → ppid (a snapshot; processes may vanish while it is taken). */
-export function processTable(): Map<number, number> {
-  const table = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const fields = statFields(Number(entry));
-    if (fields !== undefined) table.set(Number(entry), Number(fields[1]));
-  }
-  return table;
-}
+export { processTable };
 
 /** Live (non-zombie) direct children of a process. */
 export function childrenOf(pid: number): number[] {
@@ -219,18 +198,4 @@ export function removePath(path: string): void {
   }
 }
 
-/**
- * A TCP port that was free on `host` a moment ago (bind to port 0, read it, close). Another process
- * may take it before the test binds it; the range the kernel hands out makes that rare.
- */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };

@@ -19,8 +19,8 @@ import {
   encodeRecord,
   encodeStream,
   encodeUnknownType,
-} from '../../src/fcgi/protocol.js';
-import { defaultParams, parseCgiResponse, socketPathFor } from '../../src/fcgi/client.js';
+} from '../../tools/fcgi/protocol.js';
+import { defaultParams, parseCgiResponse, socketPathFor } from '../../tools/fcgi/client.js';
 
 describe('constants', () => {
   test('match the FastCGI 1.0 specification', () => {

@@ -6,25 +6,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
+import { nativeBinaryPath } from '../../src/helper-binary.js';
 import { launch, type LaunchSpec } from '../../src/launcher.js';
 
-function spec(env: Record<string, string>, fd: number): LaunchSpec {
-  return { appPath: '/bin/true', appArgs: [], socketFd: fd, backlog: 16, env, credentials: {}, rlimits: [] };
+function spec(env: Record<string, string>, fd: number, helper = nativeBinaryPath('spawn-fcgi-ts-helper')): LaunchSpec {
+  return { appPath: '/bin/true', appArgs: [], socketFd: fd, backlog: 16, env, credentials: {}, rlimits: [], helper };
 }
 
 test('helper missing (an error event without exit): pid -1, exec says ENOENT, exited settles', async () => {
-  const saved = process.env.SPAWN_FCGI_TS_HELPER;
-  process.env.SPAWN_FCGI_TS_HELPER = '/nonexistent/spawn-fcgi-ts-helper';
   const fd = openSync('/dev/null', 'r');
   try {
-    const child = launch(spec({}, fd), () => undefined);
+    const child = launch(spec({}, fd, '/nonexistent/spawn-fcgi-ts-helper'), () => undefined);
     assert.equal(child.pid, -1);
     assert.deepEqual(await child.exec, { ok: false, reason: 'spawn failed: ENOENT (the native helper is missing)' });
     assert.deepEqual(await child.exited, { code: null, signal: null });
     child.signal('SIGTERM'); // a no-op, not a throw
   } finally {
-    if (saved === undefined) delete process.env.SPAWN_FCGI_TS_HELPER;
-    else process.env.SPAWN_FCGI_TS_HELPER = saved;
     closeSync(fd);
   }
 });

@@ -29,6 +29,8 @@ export type FcgiRole = 'responder' | 'authorizer' | number;
 export interface FcgiRequestOptions {
   /** CGI parameters; missing standard ones get defaults (see {@link defaultParams}). */
   params?: Record<string, string>;
+  /** Send `params` exactly as given, without the defaults (tests that control every variable). Default false. */
+  exactParams?: boolean;
   /** Request body, sent on FCGI_STDIN. */
   body?: Buffer | string;
   /** Overall time limit (connect + response), in ms. Default 10000. */
@@ -273,7 +275,7 @@ export class FcgiConnection {
       options.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(options.body) ? options.body : Buffer.from(options.body);
     const requestId = this.nextRequestId;
     this.nextRequestId = requestId >= 0xffff ? 1 : requestId + 1;
-    const params = defaultParams(options.params, body.length, { port: this.socket.localPort });
+    const params = options.exactParams ? (options.params ?? {}) : defaultParams(options.params, body.length, { port: this.socket.localPort });
 
     const parts = [
       encodeRecord(RecordType.BEGIN_REQUEST, requestId, encodeBeginRequest(role, options.keepConn ? FCGI_KEEP_CONN : 0)),
