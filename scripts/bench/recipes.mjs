@@ -1,7 +1,7 @@
 // The spawners under test. Each recipe turns (socket, N, worker command, run dir, max requests) into
 // the argv and environment of ONE foreground process: the "spawner" that the benchmark starts,
 // signals and measures (its descendants that are not workers are the "supervisors").
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { log } from './util.mjs';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const TS_CLI = join(REPO, 'dist', 'cli.mjs');
-export const TS_HELPER = join(REPO, 'build', 'spawn-fcgi-ts-helper');
+export const TS_HELPER = join(REPO, 'build', process.arch, 'spawn-fcgi-ts-helper');
 /** The Node floor's whole program (issue 10): spawn one child, forward stop signals. */
 export const NODE_FLOOR = join(REPO, 'scripts', 'bench', 'node-floor.cjs');
 
@@ -258,6 +258,8 @@ export function snapshotTs(tmpRoot) {
   for (const dir of ['dist', 'build']) {
     for (const f of readdirSync(join(REPO, dir)).sort()) {
       const src = join(REPO, dir, f);
+      // build/<arch>/ holds the native helper (the CLI looks for it there).
+      if (statSync(src).isDirectory() && dir === 'build') cpSync(src, join(root, dir, f), { recursive: true });
       if (!statSync(src).isFile()) continue;
       copyFileSync(src, join(root, dir, f));
       if (dir === 'dist' && !f.endsWith('.cache')) hash.update(readFileSync(src));
