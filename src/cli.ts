@@ -6,7 +6,6 @@ import { runSupervisor } from './supervisor.js';
 import { isDaemonChild, daemonReporter, leaveWorkingDirectory, startDaemon } from './daemon.js';
 import { HELP_TEXT, VERSION } from './help.js';
 import { passedSockets } from './activation.js';
-import { statusCommand } from './status-command.js';
 
 async function main(argv: string[]): Promise<number> {
   const context = { socketActivation: passedSockets().length > 0 };
@@ -25,7 +24,8 @@ async function main(argv: string[]): Promise<number> {
   }
   let options;
   try {
-    if (argv[0] === 'status') return await statusCommand(argv.slice(1));
+    // Loaded on use: the path to the first spawn evaluates only what it needs (issue 10).
+    if (argv[0] === 'status') return await (await import('./status-command.js')).statusCommand(argv.slice(1));
     const { raw, help, version } = parseCommandLine(argv);
     if (help) {
       process.stdout.write(HELP_TEXT);
