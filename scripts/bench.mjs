@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { APT_PACKAGES, RECIPES, REPO, aptInstall, ensureBuilt, missingTools, snapshotTs, staleBuild, which } from './bench/recipes.mjs';
 import { cleanupAll, installCleanupHandlers, registerDir } from './bench/registry.mjs';
-import { chartData, evaluate, markdownTable, readme, svgChart } from './bench/report.mjs';
+import { chartData, evaluate, markdownTable, quickSection, readme, svgChart } from './bench/report.mjs';
 import { testChurnGroup, testCrashloop, testMaxRequests, testOverheadGroup, testReady, testReload, testRestart, testStop, testThroughput } from './bench/tests.mjs';
 import { loadavg, log, memAvailableKb } from './bench/util.mjs';
 
@@ -284,7 +284,12 @@ function render(results, outDir, writeReadme) {
   results.chart = chart;
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
   writeFileSync(join(outDir, 'ratios.svg'), svgChart(chart, { title: 'spawn-fcgi-ts ÷ best peer, per measure', subtitle: meta.split('; loadavg')[0] }));
-  if (writeReadme) writeFileSync(join(REPO, 'bench', 'README.md'), readme({ table, meta, notes: noteText }));
+  if (writeReadme) {
+    const path = join(REPO, 'bench', 'README.md');
+    let quick = '';
+    try { quick = quickSection(readFileSync(path, 'utf8')); } catch { /* no README yet */ }
+    writeFileSync(path, readme({ table, meta, notes: noteText, quick }));
+  }
   process.stdout.write(`\n${meta}\n\n${table}\n\nCells: median (min–max); "· ×r" after a peer's figure = spawn-fcgi-ts ÷ that peer (same run). ↓ lower / ↑ higher is better.\n${noteText ? `${noteText}\n` : ''}`);
   log(`results: ${join(outDir, 'results.json')}, chart: ${join(outDir, 'ratios.svg')}${writeReadme ? ', bench/README.md' : ''}`);
 }

@@ -6,7 +6,6 @@ import { runSupervisor } from './supervisor.js';
 import { isDaemonChild, daemonReporter, leaveWorkingDirectory, startDaemon } from './daemon.js';
 import { HELP_TEXT, VERSION } from './help.js';
 import { passedSockets } from './activation.js';
-import { statusCommand } from './status-command.js';
 
 /** The environment is read here, once; every module below is given what it needs. */
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -26,7 +25,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   let options;
   try {
-    if (argv[0] === 'status') return await statusCommand(argv.slice(1), env);
+    // Loaded on use: the path to the first spawn evaluates only what it needs (issue 10).
+    if (argv[0] === 'status') return await (await import('./status-command.js')).statusCommand(argv.slice(1), env);
     const { raw, help, version } = parseCommandLine(argv);
     if (help) {
       process.stdout.write(HELP_TEXT);

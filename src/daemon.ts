@@ -1,7 +1,6 @@
 import { closeSync, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { isAbsolute, resolve } from 'node:path';
-import { execa } from 'execa';
 import { internalEnvName } from './environment.js';
 import type { Options } from './options.js';
 import type { StartReporter } from './supervisor.js';
@@ -20,6 +19,7 @@ export const isDaemonChild = (env: NodeJS.ProcessEnv): boolean => env[DAEMON_MAR
  * status spawn-fcgi would return.
  */
 export async function startDaemon(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { execa } = await import('execa'); // on use: the foreground path never evaluates execa
   const subprocess = execa(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
     env: { ...env, [DAEMON_MARK]: '1' },
     extendEnv: false,

@@ -20,7 +20,10 @@ export interface SignalActions {
  * with EFBIG instead). Dying of one would leave the socket, control socket and PID file behind and the
  * children orphaned. SIGPIPE is already ignored by Node.
  */
-export const IGNORED_SIGNALS: readonly NodeJS.Signals[] = ['SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXFSZ'];
+export const IGNORED_SIGNALS: readonly NodeJS.Signals[] = ['SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGXFSZ'].filter(
+  // V8's sampling profiler (node --cpu-prof, --prof) runs on SIGPROF: a handler of ours would take it away.
+  (signal) => signal !== 'SIGPROF' || !process.execArgv.some((arg) => arg.startsWith('--cpu-prof') || arg === '--prof'),
+) as NodeJS.Signals[];
 
 /**
  * Process signals → pool actions. Returns a function that removes the handlers.

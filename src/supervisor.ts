@@ -1,10 +1,11 @@
 import { fstatSync } from 'node:fs';
 import { adoptPassedSocket, passedSockets, type PassedSocket } from './activation.js';
-import { controlPathOfPidFile, defaultControlPath, startControlServer, startMetricsServer, type Observed } from './control.js';
-import { drainAcceptQueue } from './drain.js';
+// Only what the path to the first spawn needs is imported statically; the observers, the drain, sd_notify and
+// the user database (execa) load on use, after the children are up or only when asked for (issue 10).
+import type { Observed } from './control.js';
 import { buildChildEnvironment } from './environment.js';
 import { SetupError } from './errors.js';
-import { resolveCredentials, resolveSocketOwner, type Credentials, type SocketOwner } from './identity.js';
+import type { Credentials, SocketOwner } from './identity.js';
 import { checkHelper, helperPath } from './helper-binary.js';
 import type { LaunchSpec } from './launcher.js';
 import { every, systemClock } from './clock.js';
@@ -14,10 +15,8 @@ import { signalName, type Options } from './options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from './pool.js';
 import { notifyStatus } from './pool-log.js';
-import { createNotifier } from './sd-notify.js';
 import { installSignalHandlers } from './signals.js';
 import { bindSocket, releaseSocket, removeSocketFile, type BoundSocket } from './socket.js';
-import { collectStatus, tcpListenQueue } from './stats.js';
 import { watchQueue, type QueueWatch } from './queue-watch.js';
 
 /** Where the start-up result goes: the terminal in the foreground, the waiting parent in daemon mode. */
@@ -42,13 +41,17 @@ interface Prepared {
 }
 
 /** All checks that need no socket and no child: after this, only binding and spawning can fail. */
-function prepare(options: Options, logger: Logger, env: NodeJS.ProcessEnv): Prepared {
+async function prepare(options: Options, logger: Logger, env: NodeJS.ProcessEnv): Promise<Prepared> {
   const isRoot = process.getuid?.() === 0;
   let credentials: Credentials = {};
   let owner: SocketOwner = {};
   if (isRoot) {
-    credentials = resolveCredentials(options.user, options.group);
-    owner = resolveSocketOwner(options.socketUser, options.socketGroup, credentials);
+    // No -u/-g/-U/-G: nothing to look up (both resolve to {}), and the user database code stays unloaded.
+    if ([options.user, options.group, options.socketUser, options.socketGroup].some((name) => name !== undefined)) {
+      const { resolveCredentials, resolveSocketOwner } = await import('./identity.js');
+      credentials = resolveCredentials(options.user, options.group);
+      owner = resolveSocketOwner(options.socketUser, options.socketGroup, credentials);
+    }
     if (credentials.uid === undefined) logger.warn('root', 'the FastCGI application runs as root: use -u to drop privileges');
   } else {
     const given = ROOT_ONLY.filter((flag) => rootOptionGiven(options, flag));
@@ -114,7 +117,7 @@ export async function runSupervisor(options: Options, env: NodeJS.ProcessEnv, da
 async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEnv, daemonReporter?: StartReporter): Promise<number> {
   const startedAt = Date.now();
   const reporter = daemonReporter ?? foregroundReporter(logger);
-  const notifier = createNotifier(env, { onError: (line) => logger.warn('notify', line) });
+  const notifier = env.NOTIFY_SOCKET ? (await import('./sd-notify.js')).createNotifier(env, { onError: (line) => logger.warn('notify', line) }) : undefined;
   const fail = (message: string, status: number): number => {
     reporter.stderr(message);
     reporter.done(status);
@@ -126,7 +129,7 @@ async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEn
   const passed = passedSockets(env);
   let prepared: Prepared;
   try {
-    prepared = prepare(options, logger, env);
+    prepared = await prepare(options, logger, env);
     socket = await acquireSocket(options, prepared, passed);
   } catch (error) {
     if (!(error instanceof SetupError)) throw error;
@@ -186,7 +189,7 @@ async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEn
       queueWatch?.stop();
       notifier?.stopping();
       const drained = drain && serving
-        ? await drainAcceptQueue({ socket, spec: options.socket, activated: passed.length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
+        ? await (await import('./drain.js')).drainAcceptQueue({ socket, spec: options.socket, activated: passed.length > 0, keepSocket: options.keepSocket, timeoutMs: options.killTimeoutMs, liveChildren: () => pool.livePids().length, logger }, drainAbort.signal)
         : undefined;
       const live = count(pool.livePids().length, 'child', 'children');
       logger.info('stop', `stopping (${why}): sending ${signalName(options.killSignal)} to ${live}, SIGKILL in ${formatMs(options.killTimeoutMs)} to what is left`);
@@ -264,11 +267,14 @@ async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEn
   const socketInode = fstatSync(socket.fd).ino;
   const observed: Observed = {
     snapshot: () => pool.snapshot(),
-    status: () => collectStatus(pool.snapshot(), {
-      socket: socket.label,
-      startedAt,
-      listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
-    }),
+    status: async () => {
+      const { collectStatus, tcpListenQueue } = await import('./stats.js');
+      return collectStatus(pool.snapshot(), {
+        socket: socket.label,
+        startedAt,
+        listenQueue: () => (options.socket?.kind === 'unix' ? null : tcpListenQueue(socketInode)),
+      });
+    },
   };
   await startObservers({ ...options, socket: options.socket ?? socket.spec }, env, observed, logger, closers);
   if (options.maxRssBytes !== undefined && options.checkIntervalMs !== undefined) {
@@ -304,6 +310,7 @@ async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEn
 
 /** The control socket (always, unless no path can be derived) and the metrics endpoint (when asked). */
 async function startObservers(options: Options, env: NodeJS.ProcessEnv, source: Observed, logger: Logger, closers: (() => void)[]): Promise<void> {
+  const { controlPathOfPidFile, defaultControlPath, startControlServer, startMetricsServer } = await import('./control.js');
   const controlPaths = new Set([defaultControlPath(options, env)]);
   // `status -P PIDFILE` finds the pool there, without reading anything of the process the PID file names.
   if (options.pidFile !== undefined) controlPaths.add(controlPathOfPidFile(options.pidFile));

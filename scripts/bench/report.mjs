@@ -347,7 +347,18 @@ export function svgChart(data, { title, subtitle }) {
 }
 
 // ---------------------------------------------------------------- README
-export function readme({ table, meta, notes }) {
+/**
+ * The hand-kept "## Quick run" section of bench/README.md (a dated `--quick` table), or '' : a full run rewrites
+ * the file and carries this section over.
+ */
+export function quickSection(text) {
+  const start = text.indexOf('\n## Quick run');
+  if (start < 0) return '';
+  const end = text.indexOf('\n## ', start + 1);
+  return `${text.slice(start + 1, end < 0 ? text.length : end).trimEnd()}\n\n`;
+}
+
+export function readme({ table, meta, notes, quick = '' }) {
   return `# Benchmark: spawn-fcgi-ts beside spawn-fcgi, multiwatch, supervisord and php-fpm
 
 \`npm run bench\` (\`node scripts/bench.mjs\`) starts each spawner with the same workload — N
@@ -379,7 +390,7 @@ supervisor).
 
 ${notes}
 
-## Recipes
+${quick}## Recipes
 
 | recipe | command |
 |---|---|
