@@ -9,7 +9,17 @@ import { parseArgs } from 'node:util';
 import { APT_PACKAGES, RECIPES, REPO, aptInstall, ensureBuilt, missingTools, snapshotTs, staleBuild, which } from './bench/recipes.mjs';
 import { cleanupAll, installCleanupHandlers, registerDir } from './bench/registry.mjs';
 import { chartData, evaluate, markdownTable, quickSection, readme, svgChart } from './bench/report.mjs';
-import { testChurnGroup, testCrashloop, testMaxRequests, testOverheadGroup, testReady, testReload, testRestart, testStop, testThroughput } from './bench/tests.mjs';
+import {
+  testChurnGroup,
+  testCrashloop,
+  testMaxRequests,
+  testOverheadGroup,
+  testReady,
+  testReload,
+  testRestart,
+  testStop,
+  testThroughput,
+} from './bench/tests.mjs';
 import { loadavg, log, memAvailableKb } from './bench/util.mjs';
 
 const ALL_TESTS = ['ready', 'restart', 'overhead', 'churn', 'throughput', 'stop', 'reload', 'maxreq', 'crashloop'];
@@ -39,14 +49,50 @@ const HELP = `usage: node scripts/bench.mjs [options]
 
 const PARAMS = {
   full: {
-    readyRuns: 10, readyWarmup: 1, readyRunsBig: 5, nReadyBig: 64, kills: 5, killSettleMs: 2000, killIntervalMs: 3000,
-    jitterMs: 1000, restartTimeoutMs: 10_000, overheadSettleMs: 2000, idleSecs: 60, nIdleBig: 256, warmupSecs: 2,
-    wrkSecs: 10, throughputRounds: 3, stopReps: 3, reloads: 3, crashSecs: 20, idleSecsBig: 60, churnDeaths: 20_000, churnStuckMs: 10_000,
+    readyRuns: 10,
+    readyWarmup: 1,
+    readyRunsBig: 5,
+    nReadyBig: 64,
+    kills: 5,
+    killSettleMs: 2000,
+    killIntervalMs: 3000,
+    jitterMs: 1000,
+    restartTimeoutMs: 10_000,
+    overheadSettleMs: 2000,
+    idleSecs: 60,
+    nIdleBig: 256,
+    warmupSecs: 2,
+    wrkSecs: 10,
+    throughputRounds: 3,
+    stopReps: 3,
+    reloads: 3,
+    crashSecs: 20,
+    idleSecsBig: 60,
+    churnDeaths: 20_000,
+    churnStuckMs: 10_000,
   },
   quick: {
-    readyRuns: 3, readyWarmup: 1, readyRunsBig: 2, nReadyBig: 64, kills: 3, killSettleMs: 1000, killIntervalMs: 1000,
-    jitterMs: 300, restartTimeoutMs: 5000, overheadSettleMs: 2000, idleSecs: 60, nIdleBig: 256, warmupSecs: 1,
-    wrkSecs: 3, throughputRounds: 1, stopReps: 1, reloads: 2, crashSecs: 20, idleSecsBig: 10, churnDeaths: 1000, churnStuckMs: 10_000,
+    readyRuns: 3,
+    readyWarmup: 1,
+    readyRunsBig: 2,
+    nReadyBig: 64,
+    kills: 3,
+    killSettleMs: 1000,
+    killIntervalMs: 1000,
+    jitterMs: 300,
+    restartTimeoutMs: 5000,
+    overheadSettleMs: 2000,
+    idleSecs: 60,
+    nIdleBig: 256,
+    warmupSecs: 1,
+    wrkSecs: 3,
+    throughputRounds: 1,
+    stopReps: 1,
+    reloads: 2,
+    crashSecs: 20,
+    idleSecsBig: 10,
+    churnDeaths: 1000,
+    churnStuckMs: 10_000,
   },
 };
 
@@ -77,7 +123,10 @@ function parseCli() {
   }
   const list = (text, allowed, what) => {
     if (text === undefined) return [...allowed];
-    const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = items.filter((i) => !allowed.includes(i));
     if (bad.length > 0 || items.length === 0) {
       process.stderr.write(`bench: unknown ${what}: ${bad.join(', ') || '(empty)'} (choose from ${allowed.join(', ')})\n`);
@@ -85,14 +134,22 @@ function parseCli() {
     }
     return allowed.filter((a) => items.includes(a));
   };
-  const recipes = list(parsed.only ?? (parsed.quick ? QUICK_RECIPES.join(',') : undefined), RECIPES.map((r) => r.name), 'recipe');
+  const recipes = list(
+    parsed.only ?? (parsed.quick ? QUICK_RECIPES.join(',') : undefined),
+    RECIPES.map((r) => r.name),
+    'recipe',
+  );
   const tests = list(parsed.tests ?? (parsed.quick ? QUICK_TESTS.join(',') : undefined), ALL_TESTS, 'test');
   return { ...parsed, recipes, tests };
 }
 
 function versions() {
   const out = { node: process.version, kernel: release(), cpus: cpus().length };
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${Version}\\n', 'spawn-fcgi', 'multiwatch', 'php8.2-cgi', 'php8.2-fpm', 'supervisor', 'nginx', 'wrk'], { encoding: 'utf8' });
+  const r = spawnSync(
+    'dpkg-query',
+    ['-W', '-f=${Package} ${Version}\\n', 'spawn-fcgi', 'multiwatch', 'php8.2-cgi', 'php8.2-fpm', 'supervisor', 'nginx', 'wrk'],
+    { encoding: 'utf8' },
+  );
   for (const line of (r.stdout ?? '').split('\n')) {
     const [name, version] = line.split(' ');
     if (name && version) out[name] = version;
@@ -187,8 +244,18 @@ async function main() {
   const names = selected.map((r) => r.name);
   const results = {
     meta: {
-      started: new Date().toISOString(), mode, params: p, recipes: names, tests, ts_extra_args: tsArgs, ts_build: tsBuild, versions: versions(),
-      loadavg_start: loadavg(), mem_available_kb: memAvailableKb(), tmp_root: tmpRoot, notes,
+      started: new Date().toISOString(),
+      mode,
+      params: p,
+      recipes: names,
+      tests,
+      ts_extra_args: tsArgs,
+      ts_build: tsBuild,
+      versions: versions(),
+      loadavg_start: loadavg(),
+      mem_available_kb: memAvailableKb(),
+      tmp_root: tmpRoot,
+      notes,
     },
     recipes: Object.fromEntries(names.map((n) => [n, {}])),
   };
@@ -206,7 +273,10 @@ async function main() {
     log(`=== ${test}`);
     if (test === 'ready') {
       // interleaved: one start of each recipe per round, the order rotating, so that load drift hits all alike
-      for (const [key, n, runs, warmup] of [['ready4', 4, p.readyRuns, p.readyWarmup], ['readyBig', p.nReadyBig, p.readyRunsBig, 0]]) {
+      for (const [key, n, runs, warmup] of [
+        ['ready4', 4, p.readyRuns, p.readyWarmup],
+        ['readyBig', p.nReadyBig, p.readyRunsBig, 0],
+      ]) {
         for (let i = 0; i < warmup + runs; i++) {
           for (const recipe of rotated(i)) {
             const r = await testReady(ctx, recipe, n, i < warmup ? 0 : 1, i < warmup ? 1 : 0);
@@ -218,7 +288,10 @@ async function main() {
     } else if (test === 'restart') {
       for (const recipe of selected) results.recipes[recipe.name].restart = await testRestart(ctx, recipe);
     } else if (test === 'overhead') {
-      for (const [key, n, idleSecs] of [['overhead4', 4, p.idleSecs], ['overheadBig', p.nIdleBig, p.idleSecsBig ?? p.idleSecs]]) {
+      for (const [key, n, idleSecs] of [
+        ['overhead4', 4, p.idleSecs],
+        ['overheadBig', p.nIdleBig, p.idleSecsBig ?? p.idleSecs],
+      ]) {
         // side by side, as many at once as memory allows (~12 MB per exec'd php-cgi; 60 % of the free memory)
         const perRecipeKb = n * 12 * 1024;
         const fit = Math.max(1, Math.floor(((memAvailableKb() ?? 4e6) * 0.6) / perRecipeKb));
@@ -247,7 +320,10 @@ async function main() {
     } else if (test === 'maxreq') {
       for (const recipe of selected) results.recipes[recipe.name].maxreq = await testMaxRequests(ctx, recipe);
     } else if (test === 'crashloop') {
-      for (const [key, variant] of [['crash_start', 'start'], ['crash_running', 'running']]) {
+      for (const [key, variant] of [
+        ['crash_start', 'start'],
+        ['crash_running', 'running'],
+      ]) {
         const res = await testCrashloop(ctx, selected, variant, p.crashSecs);
         for (const [name, v] of Object.entries(res)) results.recipes[name][key] = v;
       }
@@ -275,7 +351,8 @@ function render(results, outDir, writeReadme) {
   const table = markdownTable(rows, names, Object.fromEntries(names.map((n) => [n, n])));
   const v = results.meta.versions;
   const tsArgs = results.meta.ts_extra_args ?? [];
-  const meta = `${results.meta.mode} run, ${results.meta.started.slice(0, 16).replace('T', ' ')} UTC, ${(results.meta.total_wall_s ?? 0).toFixed(0)} s; ` +
+  const meta =
+    `${results.meta.mode} run, ${results.meta.started.slice(0, 16).replace('T', ' ')} UTC, ${(results.meta.total_wall_s ?? 0).toFixed(0)} s; ` +
     `${v.cpus} CPUs, kernel ${v.kernel}, Node ${v.node}; spawn-fcgi-ts ${v.spawn_fcgi_ts_commit ?? '?'}${tsArgs.length > 0 ? ` with ${tsArgs.join(' ')}` : ''}; ` +
     `loadavg ${results.meta.loadavg_start?.join(' ')} at the start, ${results.meta.loadavg_end?.join(' ')} at the end.`;
   const notes = results.meta.notes ?? [];
@@ -287,10 +364,16 @@ function render(results, outDir, writeReadme) {
   if (writeReadme) {
     const path = join(REPO, 'bench', 'README.md');
     let quick = '';
-    try { quick = quickSection(readFileSync(path, 'utf8')); } catch { /* no README yet */ }
+    try {
+      quick = quickSection(readFileSync(path, 'utf8'));
+    } catch {
+      /* no README yet */
+    }
     writeFileSync(path, readme({ table, meta, notes: noteText, quick }));
   }
-  process.stdout.write(`\n${meta}\n\n${table}\n\nCells: median (min–max); "· ×r" after a peer's figure = spawn-fcgi-ts ÷ that peer (same run). ↓ lower / ↑ higher is better.\n${noteText ? `${noteText}\n` : ''}`);
+  process.stdout.write(
+    `\n${meta}\n\n${table}\n\nCells: median (min–max); "· ×r" after a peer's figure = spawn-fcgi-ts ÷ that peer (same run). ↓ lower / ↑ higher is better.\n${noteText ? `${noteText}\n` : ''}`,
+  );
   log(`results: ${join(outDir, 'results.json')}, chart: ${join(outDir, 'ratios.svg')}${writeReadme ? ', bench/README.md' : ''}`);
 }
 
@@ -298,8 +381,11 @@ function render(results, outDir, writeReadme) {
 function reportOnly(file, out) {
   const results = JSON.parse(readFileSync(file, 'utf8'));
   const outDir = resolve(out ?? dirname(resolve(file)));
-  const full = results.meta.mode === 'full' && results.meta.recipes.length === RECIPES.length &&
-    results.meta.tests.length === ALL_TESTS.length && (results.meta.ts_extra_args ?? []).length === 0;
+  const full =
+    results.meta.mode === 'full' &&
+    results.meta.recipes.length === RECIPES.length &&
+    results.meta.tests.length === ALL_TESTS.length &&
+    (results.meta.ts_extra_args ?? []).length === 0;
   render(results, outDir, full && outDir === resolve(REPO, 'bench'));
   return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles src/cli.ts and its dependencies into one CommonJS file, dist/main.cjs, run by dist/cli.mjs
+// Bundles src/cli/cli.ts and its dependencies into one CommonJS file, dist/main.cjs, run by dist/cli.mjs
 // (src/loader.mjs) through V8's code cache: start-up reads one file instead of hundreds of modules
 // (execa and yargs alone are ~70 ms each unbundled on these machines) and compiles almost nothing.
 import { build } from 'esbuild';
@@ -12,7 +12,7 @@ const path = (relative) => new URL(relative, root).pathname;
 const { version } = JSON.parse(readFileSync(path('package.json'), 'utf8'));
 
 const bundled = await build({
-  entryPoints: [path('src/cli.ts')],
+  entryPoints: [path('src/cli/cli.ts')],
   outfile: path('dist/main.cjs'),
   bundle: true,
   platform: 'node',
@@ -46,7 +46,8 @@ function lazyYargsUi() {
     name: 'lazy-yargs-ui',
     setup(build) {
       build.onResolve({ filter: /^(cliui|string-width)$/ }, (args) =>
-        args.importer.startsWith(yargsDir) ? { path: args.path, namespace: 'lazy-yargs-ui' } : undefined);
+        args.importer.startsWith(yargsDir) ? { path: args.path, namespace: 'lazy-yargs-ui' } : undefined,
+      );
       build.onLoad({ filter: /.*/, namespace: 'lazy-yargs-ui' }, (args) => ({
         contents: `let real;\nmodule.exports = (...args) => (real ??= require(${JSON.stringify(args.path)}).default)(...args);\n`,
         resolveDir: yargsDir,
@@ -66,13 +67,15 @@ function writeThirdPartyNotices(metafile) {
     const match = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (match) packages.set(match[1], input.slice(0, match.index + match[0].length));
   }
-  const sections = [...packages].sort(([a], [b]) => a.localeCompare(b)).map(([name, dir]) => {
-    const manifest = JSON.parse(readFileSync(path(`${dir}package.json`), 'utf8'));
-    const licenceFile = readdirSync(path(dir)).find((file) => /^(licen[cs]e|copying)([.-]|$)/i.test(file));
-    if (licenceFile === undefined) throw new Error(`build: ${name} has no licence file: cannot write its notice`);
-    const text = readFileSync(path(`${dir}${licenceFile}`), 'utf8').trim();
-    return `${name} ${manifest.version} (${manifest.license ?? 'see below'})\n${manifest.homepage ?? manifest.repository?.url ?? ''}\n\n${text}\n`;
-  });
+  const sections = [...packages]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, dir]) => {
+      const manifest = JSON.parse(readFileSync(path(`${dir}package.json`), 'utf8'));
+      const licenceFile = readdirSync(path(dir)).find((file) => /^(licen[cs]e|copying)([.-]|$)/i.test(file));
+      if (licenceFile === undefined) throw new Error(`build: ${name} has no licence file: cannot write its notice`);
+      const text = readFileSync(path(`${dir}${licenceFile}`), 'utf8').trim();
+      return `${name} ${manifest.version} (${manifest.license ?? 'see below'})\n${manifest.homepage ?? manifest.repository?.url ?? ''}\n\n${text}\n`;
+    });
   const intro = 'dist/main.cjs bundles code from the npm packages below. Their licence notices follow.\n';
   writeFileSync(path('dist/THIRD-PARTY-NOTICES'), [intro, ...sections].join(`\n${'-'.repeat(78)}\n\n`));
   if (!existsSync(path('dist/THIRD-PARTY-NOTICES'))) throw new Error('build: dist/THIRD-PARTY-NOTICES not written');
@@ -89,7 +92,9 @@ async function writeCodeCache() {
   const args = ['-n', '-s', socket, '--', responder];
   const pool = spawn(process.execPath, [path('dist/cli.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  pool.stderr.on('data', (chunk) => { stderr += chunk; });
+  pool.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
   const exited = new Promise((resolve) => pool.once('exit', resolve));
   for (let i = 0; i < 100 && !stderr.includes('serving on') && pool.exitCode === null; i++) await sleep(50);
   pool.kill('SIGTERM');

@@ -35,7 +35,13 @@ const { values: opts } = parseArgs({
   },
 });
 if (opts.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 13).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .slice(1, 13)
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n') + '\n',
+  );
   process.exit(0);
 }
 const positive = (name) => {
@@ -107,9 +113,13 @@ async function churnSoak() {
   const dir = mkdtempSync(join(tmpdir(), 'sfts-soak-'));
   const responder = realpathSync(RESPONDER);
   const sock = join(dir, 'soak.sock');
-  const sup = spawn(process.execPath, [CLI, '-n', '-s', sock, '-F', String(PROCS), '--stable-after', '1ms', '--', RESPONDER], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sup = spawn(process.execPath, [CLI, '-n', '-s', sock, '-F', String(PROCS), '--stable-after', '1ms', '--', RESPONDER], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let exited = null;
-  sup.once('exit', (code, signal) => { exited = { code, signal }; });
+  sup.once('exit', (code, signal) => {
+    exited = { code, signal };
+  });
   let respawns = 0;
   let backoffs = 0;
   let tail = '';
@@ -122,8 +132,13 @@ async function churnSoak() {
       if (line.includes('restarting in')) backoffs++;
     }
   });
-  const stop = () => { if (exited === null) sup.kill('SIGTERM'); };
-  process.once('SIGINT', () => { stop(); process.exit(130); });
+  const stop = () => {
+    if (exited === null) sup.kill('SIGTERM');
+  };
+  process.once('SIGINT', () => {
+    stop();
+    process.exit(130);
+  });
   try {
     const running = () => {
       const list = children(sup.pid);
@@ -167,7 +182,7 @@ async function churnSoak() {
     samples.push(await measure('after warm-up', WARMUP));
     const churnStart = samples.at(-1);
     const t0 = Date.now();
-    for (let done = 0; done < DEATHS;) {
+    for (let done = 0; done < DEATHS; ) {
       const step = Math.min(EVERY, DEATHS - done);
       await churn(WARMUP + done + step);
       done += step;
@@ -208,7 +223,9 @@ async function churnSoak() {
     return result;
   } finally {
     stop();
-    await waitFor('the supervisor to exit', () => exited !== null, 20_000).catch(() => { if (exited === null) sup.kill('SIGKILL'); });
+    await waitFor('the supervisor to exit', () => exited !== null, 20_000).catch(() => {
+      if (exited === null) sup.kill('SIGKILL');
+    });
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -32,6 +32,6 @@ fi
 
 npm run --silent build
 npm run --silent typecheck
-npm run --silent lint
+npm run --silent check
 # One test file at a time: the end-to-end tests start real pools and web servers on 2 cores.
-exec node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/native/*.test.ts test/e2e/*.test.ts
+exec node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/unit/*/*.test.ts test/native/*.test.ts test/e2e/*.test.ts

@@ -17,8 +17,7 @@ export function phpParams(scriptFilename, query = '') {
   };
 }
 
-const failureCode = (error) =>
-  error instanceof FcgiTimeoutError ? 'TIMEOUT' : error instanceof FcgiProtocolError ? 'CLOSED' : (error?.code ?? String(error));
+const failureCode = (error) => (error instanceof FcgiTimeoutError ? 'TIMEOUT' : error instanceof FcgiProtocolError ? 'CLOSED' : (error?.code ?? String(error)));
 
 /**
  * One request on a unix socket. Resolves {ok, stage, code, stdout, appStatus, ms}:

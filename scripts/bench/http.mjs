@@ -66,7 +66,9 @@ export async function startNginx(runDir, sock, www, { accessLog = false } = {}) 
   closeSync(errFd);
   registerProcess(proc.pid);
   let exited = false;
-  proc.once('exit', () => { exited = true; });
+  proc.once('exit', () => {
+    exited = true;
+  });
   const nginx = { proc, port, dir, accessLogPath: join(dir, 'access.log'), startedLogPath: join(dir, 'php-started.log'), kids: [] };
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !exited) {
@@ -146,8 +148,12 @@ export function startWrk(port, path, { threads = 2, conns = 32, durationS = 10, 
   const proc = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   registerProcess(proc.pid);
   let out = '';
-  proc.stdout.on('data', (c) => { out += c; });
-  proc.stderr.on('data', (c) => { out += c; });
+  proc.stdout.on('data', (c) => {
+    out += c;
+  });
+  proc.stderr.on('data', (c) => {
+    out += c;
+  });
   const done = new Promise((resolve) => {
     const timer = setTimeout(() => proc.kill('SIGKILL'), (durationS + 30) * 1000);
     proc.once('close', () => {
@@ -156,7 +162,13 @@ export function startWrk(port, path, { threads = 2, conns = 32, durationS = 10, 
       resolve({ ...parseWrk(out), cmd: `wrk ${args.join(' ')}` });
     });
   });
-  return { proc, done, stop: () => { if (proc.exitCode === null) proc.kill('SIGINT'); } };
+  return {
+    proc,
+    done,
+    stop: () => {
+      if (proc.exitCode === null) proc.kill('SIGINT');
+    },
+  };
 }
 
 export const runWrk = (port, path, options) => startWrk(port, path, options).done;
@@ -170,8 +182,20 @@ export const runWrk = (port, path, options) => startWrk(port, path, options).don
 const STALL_S = 1;
 
 export function classifyAccessLog(nginx, tSignalEpochMs = null) {
-  const res = { total: 0, ok: 0, failed: 0, statuses: {}, aborted_by_client: 0, slower_than_1s: 0, max_request_s: 0, accepted: 0, accepted_failed: 0, accepted_failed_statuses: {} };
-  if (tSignalEpochMs !== null) Object.assign(res, { inflight: 0, inflight_failed: 0, after_ok: 0, after_failed: 0, before_failed: 0, inflight_accepted: 0, inflight_accepted_failed: 0 });
+  const res = {
+    total: 0,
+    ok: 0,
+    failed: 0,
+    statuses: {},
+    aborted_by_client: 0,
+    slower_than_1s: 0,
+    max_request_s: 0,
+    accepted: 0,
+    accepted_failed: 0,
+    accepted_failed_statuses: {},
+  };
+  if (tSignalEpochMs !== null)
+    Object.assign(res, { inflight: 0, inflight_failed: 0, after_ok: 0, after_failed: 0, before_failed: 0, inflight_accepted: 0, inflight_accepted_failed: 0 });
   let text = '';
   try {
     text = readFileSync(nginx.accessLogPath, 'latin1');

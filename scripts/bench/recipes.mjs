@@ -36,7 +36,9 @@ export function findPhpFpm() {
   const plain = which('php-fpm');
   if (plain) return plain;
   try {
-    const versions = readdirSync('/usr/sbin').filter((f) => /^php-fpm\d+(\.\d+)?$/.test(f)).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const versions = readdirSync('/usr/sbin')
+      .filter((f) => /^php-fpm\d+(\.\d+)?$/.test(f))
+      .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     if (versions.length > 0) return join('/usr/sbin', versions.at(-1));
   } catch {
     // no /usr/sbin
@@ -69,7 +71,10 @@ export const RECIPES = [
     // churn: every worker death counts as the death of a long-running child (no backoff), as multiwatch -t 1.
     build({ sock, n, worker, maxRequests, churn }) {
       const churnArgs = churn ? ['--stable-after', '1ms'] : [];
-      return { argv: [process.execPath, this.cli ?? TS_CLI, '-n', '-s', sock, '-F', String(n), ...churnArgs, ...(this.extraArgs ?? []), '--', worker], env: phpEnv(maxRequests) };
+      return {
+        argv: [process.execPath, this.cli ?? TS_CLI, '-n', '-s', sock, '-F', String(n), ...churnArgs, ...(this.extraArgs ?? []), '--', worker],
+        env: phpEnv(maxRequests),
+      };
     },
   },
   {
@@ -77,7 +82,10 @@ export const RECIPES = [
     short: 'spawn-fcgi',
     title: 'spawn-fcgi -F N (daemonizing)',
     command: 'spawn-fcgi -s SOCK -F N -- /usr/bin/php-cgi',
-    tools: [['spawn-fcgi', 'spawn-fcgi'], ['php-cgi', 'php-cgi']],
+    tools: [
+      ['spawn-fcgi', 'spawn-fcgi'],
+      ['php-cgi', 'php-cgi'],
+    ],
     workerRe: /^php-cgi/,
     daemonizes: true,
     crashloop: true,
@@ -91,7 +99,11 @@ export const RECIPES = [
     short: 'multiwatch',
     title: 'spawn-fcgi -n -- multiwatch -f N',
     command: 'spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi',
-    tools: [['spawn-fcgi', 'spawn-fcgi'], ['multiwatch', 'multiwatch'], ['php-cgi', 'php-cgi']],
+    tools: [
+      ['spawn-fcgi', 'spawn-fcgi'],
+      ['multiwatch', 'multiwatch'],
+      ['php-cgi', 'php-cgi'],
+    ],
     workerRe: /^php-cgi/,
     daemonizes: false,
     crashloop: true,
@@ -100,7 +112,10 @@ export const RECIPES = [
     // churn: -t 1 resets multiwatch's retry counter for any child that lived 1 ms (it would give a slot up
     // after 3 deaths within 10 s otherwise).
     build({ sock, n, worker, maxRequests, churn }) {
-      return { argv: [which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker], env: phpEnv(maxRequests) };
+      return {
+        argv: [which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker],
+        env: phpEnv(maxRequests),
+      };
     },
   },
   {
@@ -111,13 +126,34 @@ export const RECIPES = [
     short: 'node-floor',
     title: 'node → spawn-fcgi -n -- multiwatch -f N',
     command: 'node scripts/bench/node-floor.cjs spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi',
-    tools: [['spawn-fcgi', 'spawn-fcgi'], ['multiwatch', 'multiwatch'], ['php-cgi', 'php-cgi']],
+    tools: [
+      ['spawn-fcgi', 'spawn-fcgi'],
+      ['multiwatch', 'multiwatch'],
+      ['php-cgi', 'php-cgi'],
+    ],
     workerRe: /^php-cgi/,
     daemonizes: false,
     crashloop: true,
     reload: null,
     build({ sock, n, worker, maxRequests, churn }) {
-      return { argv: [process.execPath, NODE_FLOOR, which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker], env: phpEnv(maxRequests) };
+      return {
+        argv: [
+          process.execPath,
+          NODE_FLOOR,
+          which('spawn-fcgi'),
+          '-n',
+          '-s',
+          sock,
+          '--',
+          which('multiwatch'),
+          '-f',
+          String(n),
+          ...(churn ? ['-t', '1'] : []),
+          '--',
+          worker,
+        ],
+        env: phpEnv(maxRequests),
+      };
     },
   },
   {
@@ -125,7 +161,10 @@ export const RECIPES = [
     short: 'supervisord',
     title: 'supervisord [fcgi-program] numprocs=N',
     command: 'supervisord -n -c CONF ([fcgi-program] socket=unix://SOCK numprocs=N autorestart=true)',
-    tools: [['supervisord', 'supervisor'], ['php-cgi', 'php-cgi']],
+    tools: [
+      ['supervisord', 'supervisor'],
+      ['php-cgi', 'php-cgi'],
+    ],
     workerRe: /^php-cgi/,
     daemonizes: false,
     crashloop: true,
@@ -134,7 +173,9 @@ export const RECIPES = [
       const conf = join(runDir, 'supervisord.conf');
       // Defaults except autorestart=true: "unexpected" would not restart a php-cgi that exits 0
       // after PHP_FCGI_MAX_REQUESTS requests.
-      writeFileSync(conf, `[supervisord]
+      writeFileSync(
+        conf,
+        `[supervisord]
 nodaemon=true
 logfile=${runDir}/supervisord.log
 pidfile=${runDir}/supervisord.pid
@@ -154,7 +195,8 @@ stopsignal=TERM
 stopwaitsecs=10
 redirect_stderr=true
 stdout_logfile=${runDir}/php.log
-`);
+`,
+      );
       return { argv: [which('supervisord'), '-n', '-c', conf], env: phpEnv(maxRequests) };
     },
   },
@@ -171,7 +213,9 @@ stdout_logfile=${runDir}/php.log
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     build({ sock, n, runDir, maxRequests }) {
       const conf = join(runDir, 'php-fpm.conf');
-      writeFileSync(conf, `[global]
+      writeFileSync(
+        conf,
+        `[global]
 pid = ${runDir}/php-fpm.pid
 error_log = ${runDir}/php-fpm.log
 daemonize = no
@@ -182,7 +226,8 @@ listen.mode = 0660
 pm = static
 pm.max_children = ${n}
 pm.max_requests = ${maxRequests}
-`);
+`,
+      );
       const argv = [findPhpFpm(), '-F', '-y', conf];
       if (isRoot()) argv.splice(2, 0, '-R');
       return { argv, env: phpEnv(maxRequests) };
@@ -198,7 +243,11 @@ function toolPath(tool) {
 
 /** Missing tools of the harness itself and of each recipe: {common: [[tool, pkg]], byRecipe: {name: [[tool, pkg]]}}. */
 export function missingTools(recipes) {
-  const common = [['nginx', 'nginx'], ['wrk', 'wrk'], ['php-cgi', 'php-cgi']].filter(([t]) => toolPath(t) === null);
+  const common = [
+    ['nginx', 'nginx'],
+    ['wrk', 'wrk'],
+    ['php-cgi', 'php-cgi'],
+  ].filter(([t]) => toolPath(t) === null);
   const byRecipe = {};
   for (const r of recipes) {
     const missing = r.tools.filter(([t]) => toolPath(t) === null);
@@ -242,7 +291,9 @@ export function staleBuild() {
   } catch {
     return null;
   }
-  return newer.length === 0 ? null : `dist/cli.mjs is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ` and ${newer.length - 3} more` : ''}: the bench measures the build as it is (run npm run build first)`;
+  return newer.length === 0
+    ? null
+    : `dist/cli.mjs is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ` and ${newer.length - 3} more` : ''}: the bench measures the build as it is (run npm run build first)`;
 }
 
 /**
@@ -269,6 +320,9 @@ export function snapshotTs(tmpRoot) {
   ts.cli = cli;
   // preflight: the copy must start (a build that cannot even print its version measures nothing)
   const v = spawnSync(process.execPath, [cli, '-v'], { encoding: 'utf8', timeout: 20_000 });
-  const problem = v.status === 0 ? null : `spawn-fcgi-ts (${cli} -v) does not start: ${(v.stderr || v.stdout || String(v.error ?? v.signal)).trim().split('\n').slice(-3).join(' ')}`;
+  const problem =
+    v.status === 0
+      ? null
+      : `spawn-fcgi-ts (${cli} -v) does not start: ${(v.stderr || v.stdout || String(v.error ?? v.signal)).trim().split('\n').slice(-3).join(' ')}`;
   return { dist_sha256: hash.digest('hex').slice(0, 16), built: new Date(statSync(TS_CLI).mtimeMs).toISOString(), version: v.stdout?.trim(), problem };
 }

@@ -66,7 +66,7 @@ export function installCleanupHandlers() {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(signal, () => {
       log(`${signal}: stopping everything the benchmark started`);
-      cleanupAll(signal).finally(() => process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 })[signal]));
+      cleanupAll(signal).finally(() => process.exit(128 + { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 }[signal]));
     });
   }
   process.on('uncaughtException', (error) => {

@@ -20,7 +20,14 @@ function failedCounts(entry) {
   if (!entry || entry.skipped) return null;
   if (!entry.requests) return entry.error ? { text: entry.error.slice(0, 120) } : null;
   const wrkFailed = (entry.wrk?.non2xx ?? 0) + (entry.wrk?.socket_errors ?? 0);
-  return { failed: entry.requests.failed, total: entry.requests.total, wrk_failed: wrkFailed, statuses: entry.requests.statuses, slow: entry.requests.slower_than_1s, end_workers: entry.workers_after };
+  return {
+    failed: entry.requests.failed,
+    total: entry.requests.total,
+    wrk_failed: wrkFailed,
+    statuses: entry.requests.statuses,
+    slow: entry.requests.slower_than_1s,
+    end_workers: entry.workers_after,
+  };
 }
 
 /**
@@ -33,72 +40,274 @@ export function measures(p) {
   const deaths = p.churnDeaths ?? 20_000;
   const FLOOR = 'node-floor';
   return [
-    { key: 'ready4_answer', label: 'time to ready, N=4: exec → first FastCGI answer (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => readyValues(r.ready4, (x) => x.answer_ms), target: { peer: FLOOR, maxRatio: 1.25, text: '≤ 1.25× the Node floor' } },
-    { key: 'ready4_all', label: 'time to ready, N=4: exec → all 4 workers (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => readyValues(r.ready4, (x) => x.workers_ms), target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' } },
-    { key: 'readyBig_answer', label: `time to ready, N=${p.nReadyBig}: exec → first FastCGI answer (ms)`, kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => readyValues(r.readyBig, (x) => x.answer_ms), target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' } },
-    { key: 'readyBig_all', label: `time to ready, N=${p.nReadyBig}: exec → all ${p.nReadyBig} workers (ms)`, kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => readyValues(r.readyBig, (x) => x.workers_ms), target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' } },
-    { key: 'idle_stop', label: 'idle SIGTERM → every process gone, N=4 (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => readyValues(r.ready4, (x) => x.idle_stop?.all_gone_ms) },
-    { key: 'restart_count', label: 'restart: SIGKILL a worker → N workers again (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => restartValues(r.restart, 'count_ms'), target: { peer: 'multiwatch', maxRatio: 1.5, text: '≤ 1.5× multiwatch' } },
-    { key: 'restart_req', label: 'restart: SIGKILL → N workers and a request answered (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => restartValues(r.restart, 'count_and_request_ms'), target: { peer: 'multiwatch', maxRatio: 1.5, text: '≤ 1.5× multiwatch' } },
-    { key: 'rss4', label: 'supervisor RSS at idle, N=4 (MB)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => supervised(r.overhead4, (o) => MB(o.idle.sup_rss_kb)), target: { peer: FLOOR, plusMb: 6, text: '≤ the Node floor + 6 MB' } },
-    { key: 'rssBig', label: `supervisor RSS at idle, N=${big} (MB)`, kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => supervised(r.overheadBig, (o) => MB(o.idle.sup_rss_kb)), target: { peer: FLOOR, plusMb: 20, text: big === 256 ? '≤ the Node floor + 20 MB' : '≤ the Node floor + 20 MB (set for N=256)' } },
-    { key: 'churn_rss', label: `supervisor RSS after ${deaths.toLocaleString('en')} worker deaths (kill -9), N=4 (MB)`, kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => churnValue(r.churn, (c) => MB(c.after.sup_rss_kb)), extra: (r) => churnTail(r.churn),
-      target: { peer: FLOOR, plusMb: 12, partial: deaths < 20_000, text: deaths >= 20_000 ? '≤ the Node floor + 12 MB' : `≤ the Node floor + 12 MB after 20,000 (only ${deaths.toLocaleString('en')} here)` } },
-    { key: 'churn_cpu', label: 'supervisor CPU per worker death under churn (ms)', kind: 'samples', better: 'lower', digits: 2,
-      get: (r) => churnValue(r.churn, (c) => c.cpu_ms_per_death) },
-    { key: 'pss4', label: 'supervisor PSS at idle, N=4 (MB)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => supervised(r.overhead4, (o) => MB(o.idle.sup_pss_kb)) },
-    { key: 'cpuStart4', label: 'supervisor CPU from exec to idle, N=4 (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => supervised(r.overhead4, (o) => o.idle.sup_cpu_ms) },
-    { key: 'cpuIdle4', label: `supervisor CPU at idle, N=4, first minute (ms per minute; a ${p.idleSecs} s window from ${fixed((p.overheadSettleMs ?? 2000) / 1000, 0)} s after ready)`, kind: 'samples', better: 'lower', digits: 3,
-      get: (r) => supervised(r.overhead4, (o) => o.cpu_ms_per_min), target: { absMax: 1, text: '≤ 1 ms/min' } },
-    { key: 'cpuIdle4_steady', label: 'supervisor CPU at idle, N=4, second half of the window only (ms per minute)', kind: 'samples', better: 'lower', digits: 3,
-      get: (r) => supervised(r.overhead4, (o) => o.cpu_ms_per_min_second_half) },
-    { key: 'cpuIdleBig', label: `supervisor CPU at idle, N=${big} (ms per minute; ${p.idleSecsBig ?? p.idleSecs} s window)`, kind: 'samples', better: 'lower', digits: 3,
-      get: (r) => supervised(r.overheadBig, (o) => o.cpu_ms_per_min), target: { absMax: 1, text: '≤ 1 ms/min' } },
-    { key: 'tp_ok', label: 'throughput, nginx → ok.php, N=4 (req/s)', kind: 'samples', better: 'higher', digits: 0,
-      get: (r) => throughputValues(r, 'ok.php', 'rps'), target: { peer: 'spawn-fcgi', minRatio: 0.98, text: '≥ 0.98× spawn-fcgi' } },
-    { key: 'tp_ok_p99', label: 'latency p99, ok.php (ms)', kind: 'samples', better: 'lower', digits: 2,
-      get: (r) => (r.throughput ?? []).map((t) => t.scripts?.['ok.php']?.p99_ms) },
-    { key: 'tp_loop', label: 'throughput, nginx → loop.php (CPU-heavier), N=4 (req/s)', kind: 'samples', better: 'higher', digits: 0,
-      get: (r) => throughputValues(r, 'loop.php', 'rps'), target: { peer: 'spawn-fcgi', minRatio: 0.98, text: '≥ 0.98× spawn-fcgi' } },
-    { key: 'tp_loop_p99', label: 'latency p99, loop.php (ms)', kind: 'samples', better: 'lower', digits: 2,
-      get: (r) => (r.throughput ?? []).map((t) => t.scripts?.['loop.php']?.p99_ms) },
-    { key: 'tp_errors', label: 'throughput runs: non-2xx + socket errors (wrk)', kind: 'count',
-      get: (r) => (r.throughput ?? []).length === 0 || (r.throughput ?? []).every((t) => t.error) ? null : { failed: sum((r.throughput ?? []).flatMap((t) => Object.values(t.scripts ?? {}).map((s) => (s.non2xx ?? 0) + (s.socket_errors ?? 0)))), total: sum((r.throughput ?? []).flatMap((t) => Object.values(t.scripts ?? {}).map((s) => s.requests))) } },
-    { key: 'stop_accepted', label: 'graceful stop (SIGTERM) under load: requests a worker had accepted that failed', kind: 'count',
-      get: (r) => stopCount(r.stop, 'accepted_failed', 'accepted'), target: { zero: true, text: '0' } },
-    { key: 'stop_inflight', label: 'graceful stop: requests in flight at the signal that failed (backlog included)', kind: 'count',
-      get: (r) => stopCount(r.stop, 'inflight_failed', 'inflight') },
-    { key: 'stop_gone', label: 'graceful stop under load: SIGTERM → every process gone (ms)', kind: 'samples', better: 'lower', digits: 1,
-      get: (r) => (r.stop?.reps ?? []).filter((x) => x.ready?.ready_ms != null).map((x) => x.stop?.all_gone_ms) },
-    { key: 'reload_failed', label: 'reload under load (ts: SIGHUP rolling restart; peers: their reload): failed requests', kind: 'count',
-      get: (r) => (r.reload?.skipped ? { na: r.reload.skipped } : failedCounts(r.reload)), target: { zero: true, text: '0' } },
-    { key: 'reload_ms', label: 'reload: signal → every worker replaced (ms)', kind: 'samples', better: 'lower', digits: 0,
-      get: (r) => (r.reload?.reloads ?? []).map((x) => x.done_ms) },
-    { key: 'maxreq_failed', label: 'PHP_FCGI_MAX_REQUESTS=500 recycling under load: failed requests', kind: 'count',
-      get: (r) => failedCounts(r.maxreq), target: { zero: true, text: '0' } },
-    { key: 'maxreq_rps', label: 'PHP_FCGI_MAX_REQUESTS=500: answered requests (2xx) per second', kind: 'samples', better: 'higher', digits: 0,
-      get: (r) => (r.maxreq?.wrk && r.maxreq.requests ? [r.maxreq.wrk.rps * (r.maxreq.requests.ok / Math.max(1, r.maxreq.requests.total))] : []) },
-    { key: 'crash_start', label: `crash loop from the first spawn (${win} s): tries, what the spawner does`, kind: 'text',
-      get: (r) => crashText(r.crash_start) },
-    { key: 'crash_tries', label: `crash loop once running (${win} s window): tries per slot`, kind: 'samples', better: 'lower', digits: 1, noRatio: true,
+    {
+      key: 'ready4_answer',
+      label: 'time to ready, N=4: exec → first FastCGI answer (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => readyValues(r.ready4, (x) => x.answer_ms),
+      target: { peer: FLOOR, maxRatio: 1.25, text: '≤ 1.25× the Node floor' },
+    },
+    {
+      key: 'ready4_all',
+      label: 'time to ready, N=4: exec → all 4 workers (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => readyValues(r.ready4, (x) => x.workers_ms),
+      target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' },
+    },
+    {
+      key: 'readyBig_answer',
+      label: `time to ready, N=${p.nReadyBig}: exec → first FastCGI answer (ms)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => readyValues(r.readyBig, (x) => x.answer_ms),
+      target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' },
+    },
+    {
+      key: 'readyBig_all',
+      label: `time to ready, N=${p.nReadyBig}: exec → all ${p.nReadyBig} workers (ms)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => readyValues(r.readyBig, (x) => x.workers_ms),
+      target: { peer: 'multiwatch', maxRatio: 2, text: '≤ 2× multiwatch' },
+    },
+    {
+      key: 'idle_stop',
+      label: 'idle SIGTERM → every process gone, N=4 (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => readyValues(r.ready4, (x) => x.idle_stop?.all_gone_ms),
+    },
+    {
+      key: 'restart_count',
+      label: 'restart: SIGKILL a worker → N workers again (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => restartValues(r.restart, 'count_ms'),
+      target: { peer: 'multiwatch', maxRatio: 1.5, text: '≤ 1.5× multiwatch' },
+    },
+    {
+      key: 'restart_req',
+      label: 'restart: SIGKILL → N workers and a request answered (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => restartValues(r.restart, 'count_and_request_ms'),
+      target: { peer: 'multiwatch', maxRatio: 1.5, text: '≤ 1.5× multiwatch' },
+    },
+    {
+      key: 'rss4',
+      label: 'supervisor RSS at idle, N=4 (MB)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => supervised(r.overhead4, (o) => MB(o.idle.sup_rss_kb)),
+      target: { peer: FLOOR, plusMb: 6, text: '≤ the Node floor + 6 MB' },
+    },
+    {
+      key: 'rssBig',
+      label: `supervisor RSS at idle, N=${big} (MB)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => supervised(r.overheadBig, (o) => MB(o.idle.sup_rss_kb)),
+      target: { peer: FLOOR, plusMb: 20, text: big === 256 ? '≤ the Node floor + 20 MB' : '≤ the Node floor + 20 MB (set for N=256)' },
+    },
+    {
+      key: 'churn_rss',
+      label: `supervisor RSS after ${deaths.toLocaleString('en')} worker deaths (kill -9), N=4 (MB)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => churnValue(r.churn, (c) => MB(c.after.sup_rss_kb)),
+      extra: (r) => churnTail(r.churn),
+      target: {
+        peer: FLOOR,
+        plusMb: 12,
+        partial: deaths < 20_000,
+        text: deaths >= 20_000 ? '≤ the Node floor + 12 MB' : `≤ the Node floor + 12 MB after 20,000 (only ${deaths.toLocaleString('en')} here)`,
+      },
+    },
+    {
+      key: 'churn_cpu',
+      label: 'supervisor CPU per worker death under churn (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 2,
+      get: (r) => churnValue(r.churn, (c) => c.cpu_ms_per_death),
+    },
+    {
+      key: 'pss4',
+      label: 'supervisor PSS at idle, N=4 (MB)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => supervised(r.overhead4, (o) => MB(o.idle.sup_pss_kb)),
+    },
+    {
+      key: 'cpuStart4',
+      label: 'supervisor CPU from exec to idle, N=4 (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => supervised(r.overhead4, (o) => o.idle.sup_cpu_ms),
+    },
+    {
+      key: 'cpuIdle4',
+      label: `supervisor CPU at idle, N=4, first minute (ms per minute; a ${p.idleSecs} s window from ${fixed((p.overheadSettleMs ?? 2000) / 1000, 0)} s after ready)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 3,
+      get: (r) => supervised(r.overhead4, (o) => o.cpu_ms_per_min),
+      target: { absMax: 1, text: '≤ 1 ms/min' },
+    },
+    {
+      key: 'cpuIdle4_steady',
+      label: 'supervisor CPU at idle, N=4, second half of the window only (ms per minute)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 3,
+      get: (r) => supervised(r.overhead4, (o) => o.cpu_ms_per_min_second_half),
+    },
+    {
+      key: 'cpuIdleBig',
+      label: `supervisor CPU at idle, N=${big} (ms per minute; ${p.idleSecsBig ?? p.idleSecs} s window)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 3,
+      get: (r) => supervised(r.overheadBig, (o) => o.cpu_ms_per_min),
+      target: { absMax: 1, text: '≤ 1 ms/min' },
+    },
+    {
+      key: 'tp_ok',
+      label: 'throughput, nginx → ok.php, N=4 (req/s)',
+      kind: 'samples',
+      better: 'higher',
+      digits: 0,
+      get: (r) => throughputValues(r, 'ok.php', 'rps'),
+      target: { peer: 'spawn-fcgi', minRatio: 0.98, text: '≥ 0.98× spawn-fcgi' },
+    },
+    {
+      key: 'tp_ok_p99',
+      label: 'latency p99, ok.php (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 2,
+      get: (r) => (r.throughput ?? []).map((t) => t.scripts?.['ok.php']?.p99_ms),
+    },
+    {
+      key: 'tp_loop',
+      label: 'throughput, nginx → loop.php (CPU-heavier), N=4 (req/s)',
+      kind: 'samples',
+      better: 'higher',
+      digits: 0,
+      get: (r) => throughputValues(r, 'loop.php', 'rps'),
+      target: { peer: 'spawn-fcgi', minRatio: 0.98, text: '≥ 0.98× spawn-fcgi' },
+    },
+    {
+      key: 'tp_loop_p99',
+      label: 'latency p99, loop.php (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 2,
+      get: (r) => (r.throughput ?? []).map((t) => t.scripts?.['loop.php']?.p99_ms),
+    },
+    {
+      key: 'tp_errors',
+      label: 'throughput runs: non-2xx + socket errors (wrk)',
+      kind: 'count',
+      get: (r) =>
+        (r.throughput ?? []).length === 0 || (r.throughput ?? []).every((t) => t.error)
+          ? null
+          : {
+              failed: sum((r.throughput ?? []).flatMap((t) => Object.values(t.scripts ?? {}).map((s) => (s.non2xx ?? 0) + (s.socket_errors ?? 0)))),
+              total: sum((r.throughput ?? []).flatMap((t) => Object.values(t.scripts ?? {}).map((s) => s.requests))),
+            },
+    },
+    {
+      key: 'stop_accepted',
+      label: 'graceful stop (SIGTERM) under load: requests a worker had accepted that failed',
+      kind: 'count',
+      get: (r) => stopCount(r.stop, 'accepted_failed', 'accepted'),
+      target: { zero: true, text: '0' },
+    },
+    {
+      key: 'stop_inflight',
+      label: 'graceful stop: requests in flight at the signal that failed (backlog included)',
+      kind: 'count',
+      get: (r) => stopCount(r.stop, 'inflight_failed', 'inflight'),
+    },
+    {
+      key: 'stop_gone',
+      label: 'graceful stop under load: SIGTERM → every process gone (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      get: (r) => (r.stop?.reps ?? []).filter((x) => x.ready?.ready_ms != null).map((x) => x.stop?.all_gone_ms),
+    },
+    {
+      key: 'reload_failed',
+      label: 'reload under load (ts: SIGHUP rolling restart; peers: their reload): failed requests',
+      kind: 'count',
+      get: (r) => (r.reload?.skipped ? { na: r.reload.skipped } : failedCounts(r.reload)),
+      target: { zero: true, text: '0' },
+    },
+    {
+      key: 'reload_ms',
+      label: 'reload: signal → every worker replaced (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 0,
+      get: (r) => (r.reload?.reloads ?? []).map((x) => x.done_ms),
+    },
+    {
+      key: 'maxreq_failed',
+      label: 'PHP_FCGI_MAX_REQUESTS=500 recycling under load: failed requests',
+      kind: 'count',
+      get: (r) => failedCounts(r.maxreq),
+      target: { zero: true, text: '0' },
+    },
+    {
+      key: 'maxreq_rps',
+      label: 'PHP_FCGI_MAX_REQUESTS=500: answered requests (2xx) per second',
+      kind: 'samples',
+      better: 'higher',
+      digits: 0,
+      get: (r) => (r.maxreq?.wrk && r.maxreq.requests ? [r.maxreq.wrk.rps * (r.maxreq.requests.ok / Math.max(1, r.maxreq.requests.total))] : []),
+    },
+    {
+      key: 'crash_start',
+      label: `crash loop from the first spawn (${win} s): tries, what the spawner does`,
+      kind: 'text',
+      get: (r) => crashText(r.crash_start),
+    },
+    {
+      key: 'crash_tries',
+      label: `crash loop once running (${win} s window): tries per slot`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
       get: (r) => crashValue(r.crash_running, 'attempts_per_slot', 'nothing restarts a worker: 0 tries'),
       extra: (r) => crashTail(r.crash_running),
-      target: { absMax: 12, partial: win < 20, text: win === 20 ? '≤ 12 in 20 s' : `≤ 12 in 20 s (only ${win} s measured)` } },
-    { key: 'crash_cpu', label: `crash loop once running (${win} s window): supervisor CPU (ms)`, kind: 'samples', better: 'lower', digits: 1,
+      target: { absMax: 12, partial: win < 20, text: win === 20 ? '≤ 12 in 20 s' : `≤ 12 in 20 s (only ${win} s measured)` },
+    },
+    {
+      key: 'crash_cpu',
+      label: `crash loop once running (${win} s window): supervisor CPU (ms)`,
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
       get: (r) => crashValue(r.crash_running, 'supervisor_cpu_ms', null),
-      target: { absMax: 50, strict: true, partial: win < 20, text: win === 20 ? '< 50 ms in 20 s' : `< 50 ms in 20 s (only ${win} s measured)` } },
+      target: { absMax: 50, strict: true, partial: win < 20, text: win === 20 ? '< 50 ms in 20 s' : `< 50 ms in 20 s (only ${win} s measured)` },
+    },
   ];
 }
 
@@ -151,7 +360,10 @@ function stopCount(stop, failedKey, totalKey) {
 function crashText(c) {
   if (!c) return null;
   if (c.skipped) return 'n/a (no worker command)';
-  const outcome = c.spawner_exited_at_ms === null ? 'keeps running' : `exits after ${fixed(c.spawner_exited_at_ms / 1000, 2)} s, ${c.spawner_exit?.signal ? `signal ${c.spawner_exit.signal}` : `rc=${c.spawner_exit?.code}`}`;
+  const outcome =
+    c.spawner_exited_at_ms === null
+      ? 'keeps running'
+      : `exits after ${fixed(c.spawner_exited_at_ms / 1000, 2)} s, ${c.spawner_exit?.signal ? `signal ${c.spawner_exit.signal}` : `rc=${c.spawner_exit?.code}`}`;
   return `${c.attempts} tries; ${outcome}`;
 }
 
@@ -165,7 +377,10 @@ function crashValue(c, key, noSupervisorText) {
 function crashTail(c) {
   if (!c || c.skipped) return '';
   if (c.error) return c.error;
-  const outcome = c.spawner_exited_at_ms === null ? '' : `, exits after ${fixed(c.spawner_exited_at_ms / 1000, 1)} s (${c.spawner_exit?.signal ? c.spawner_exit.signal : `rc=${c.spawner_exit?.code}`})`;
+  const outcome =
+    c.spawner_exited_at_ms === null
+      ? ''
+      : `, exits after ${fixed(c.spawner_exited_at_ms / 1000, 1)} s (${c.spawner_exit?.signal ? c.spawner_exit.signal : `rc=${c.spawner_exit?.code}`})`;
   return ` [${c.attempts} in all${outcome}]`;
 }
 
@@ -237,7 +452,8 @@ function targetStatus(row, ts) {
   if (t.absMax !== undefined) {
     const met = t.strict ? v < t.absMax : v <= t.absMax;
     // a shorter window can prove a miss, not a success
-    if (t.partial) return met ? { met: null, text: 'within it so far (window too short to tell)' } : { met: false, text: 'NOT met (already in the short window)' };
+    if (t.partial)
+      return met ? { met: null, text: 'within it so far (window too short to tell)' } : { met: false, text: 'NOT met (already in the short window)' };
     return { met, text: met ? 'met' : 'NOT met' };
   }
   const ratio = row.ratios[t.peer];
@@ -288,7 +504,9 @@ export function chartData(rows) {
     if (!ts) continue;
     const peers = Object.entries(row.cells).filter(([n, c]) => n !== TS && c.summary && c.summary.median > 0);
     if (peers.length === 0 || !(ts.median > 0)) continue;
-    const [bestName, best] = peers.reduce((a, b) => ((row.better === 'lower' ? b[1].summary.median < a[1].summary.median : b[1].summary.median > a[1].summary.median) ? b : a));
+    const [bestName, best] = peers.reduce((a, b) =>
+      (row.better === 'lower' ? b[1].summary.median < a[1].summary.median : b[1].summary.median > a[1].summary.median) ? b : a,
+    );
     const bestValue = best.summary.median;
     let target = null;
     const t = row.target;
@@ -313,15 +531,23 @@ export function svgChart(data, { title, subtitle }) {
   const hi = Math.log10(200);
   const x = (v) => left + ((Math.log10(Math.min(200, Math.max(0.05, v))) - lo) / (hi - lo)) * plotW;
   const parts = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   parts.push(`<text x="16" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`);
   parts.push(`<text x="16" y="44" fill="#444">${esc(subtitle)}</text>`);
-  parts.push(`<text x="16" y="62" fill="#444">bar: spawn-fcgi-ts ÷ the best peer of the same run (log scale); black line: 1.0 (as good as the best peer);</text>`);
-  parts.push(`<text x="16" y="78" fill="#444">orange mark: the target in the same unit; green = target met, red = not met, grey = no target or not decided; ↓ lower is better, ↑ higher is better</text>`);
+  parts.push(
+    `<text x="16" y="62" fill="#444">bar: spawn-fcgi-ts ÷ the best peer of the same run (log scale); black line: 1.0 (as good as the best peer);</text>`,
+  );
+  parts.push(
+    `<text x="16" y="78" fill="#444">orange mark: the target in the same unit; green = target met, red = not met, grey = no target or not decided; ↓ lower is better, ↑ higher is better</text>`,
+  );
   for (const tick of [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200]) {
     const tx = x(tick);
-    parts.push(`<line x1="${tx.toFixed(1)}" y1="${top - 6}" x2="${tx.toFixed(1)}" y2="${top + data.length * rowH}" stroke="${tick === 1 ? '#000' : '#e3e3e3'}" stroke-width="${tick === 1 ? 1.5 : 1}"/>`);
+    parts.push(
+      `<line x1="${tx.toFixed(1)}" y1="${top - 6}" x2="${tx.toFixed(1)}" y2="${top + data.length * rowH}" stroke="${tick === 1 ? '#000' : '#e3e3e3'}" stroke-width="${tick === 1 ? 1.5 : 1}"/>`,
+    );
     parts.push(`<text x="${tx.toFixed(1)}" y="${top + data.length * rowH + 16}" text-anchor="middle" fill="#444">${tick}</text>`);
   }
   data.forEach((d, i) => {
@@ -332,9 +558,13 @@ export function svgChart(data, { title, subtitle }) {
     const arrow = d.better === 'lower' ? '↓' : '↑';
     parts.push(`<text x="${left - 8}" y="${y + 13}" text-anchor="end">${esc(`${d.label} ${arrow}`).slice(0, 200)}</text>`);
     parts.push(`<text x="${left - 8}" y="${y + 25}" text-anchor="end" fill="#777" font-size="10">vs ${esc(d.best)}</text>`);
-    parts.push(`<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 5}" width="${Math.max(1, Math.abs(x2 - x1)).toFixed(1)}" height="${rowH - 12}" fill="${color}"/>`);
+    parts.push(
+      `<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 5}" width="${Math.max(1, Math.abs(x2 - x1)).toFixed(1)}" height="${rowH - 12}" fill="${color}"/>`,
+    );
     const clipped = d.ratio > 200 || d.ratio < 0.05 ? ' (off scale)' : '';
-    parts.push(`<text x="${(Math.max(x1, x2) + 4).toFixed(1)}" y="${y + 19}" fill="#222">×${d.ratio >= 100 ? d.ratio.toFixed(0) : d.ratio.toFixed(2)}${clipped}</text>`);
+    parts.push(
+      `<text x="${(Math.max(x1, x2) + 4).toFixed(1)}" y="${y + 19}" fill="#222">×${d.ratio >= 100 ? d.ratio.toFixed(0) : d.ratio.toFixed(2)}${clipped}</text>`,
+    );
     if (d.target !== null && Number.isFinite(d.target) && d.target > 0) {
       const tx = x(d.target);
       parts.push(`<line x1="${tx.toFixed(1)}" y1="${y + 2}" x2="${tx.toFixed(1)}" y2="${y + rowH - 4}" stroke="#ef6c00" stroke-width="3"/>`);

@@ -184,7 +184,16 @@ export class Run {
     const procs = supervisors.map((st) => {
       const m = memKb(st.pid) ?? {};
       const s = readStat(st.pid) ?? st;
-      return { pid: st.pid, comm: st.comm, rss_kb: m.VmRSS ?? null, hwm_kb: m.VmHWM ?? null, pss_kb: m.Pss ?? null, cpu_ns: cpuNs(st.pid), cpu_ticks: s.utime + s.stime, threads: s.threads };
+      return {
+        pid: st.pid,
+        comm: st.comm,
+        rss_kb: m.VmRSS ?? null,
+        hwm_kb: m.VmHWM ?? null,
+        pss_kb: m.Pss ?? null,
+        cpu_ns: cpuNs(st.pid),
+        cpu_ticks: s.utime + s.stime,
+        threads: s.threads,
+      };
     });
     const wk = workers.map((st) => memKb(st.pid) ?? {});
     const total = (key) => procs.reduce((a, p) => a + (p[key] ?? 0), 0);

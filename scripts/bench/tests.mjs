@@ -22,7 +22,9 @@ export async function testReady(ctx, recipe, n, runs, warmup) {
     r.idle_stop = await run.stop('SIGTERM');
     if (i === total - 1) r.output_tail = run.outputTail();
     out.runs.push(r);
-    log(`${recipe.name} ready N=${n} ${i + 1}/${total}${r.warmup ? ' (warm-up)' : ''}: answer ${ms(r.answer_ms)}, ${n} workers ${ms(r.workers_ms)} (max ${r.max_workers}), SIGTERM→gone ${ms(r.idle_stop.all_gone_ms)} ${r.gave_up ?? ''}`);
+    log(
+      `${recipe.name} ready N=${n} ${i + 1}/${total}${r.warmup ? ' (warm-up)' : ''}: answer ${ms(r.answer_ms)}, ${n} workers ${ms(r.workers_ms)} (max ${r.max_workers}), SIGTERM→gone ${ms(r.idle_stop.all_gone_ms)} ${r.gave_up ?? ''}`,
+    );
     await sleep(200);
   }
   return out;
@@ -73,7 +75,9 @@ export async function testRestart(ctx, recipe) {
       rec.request_ok_after_timeout = (await probe(run.sock, ctx.readyScript, 2000)).ok;
     }
     out.kills.push(rec);
-    log(`${recipe.name} kill ${k + 1}/${ctx.p.kills} pid ${victim.pid}: N back ${ms(rec.count_ms)}, + request ${ms(rec.count_and_request_ms)}${rec.count_ms === null ? ` (never: ${rec.count_after_timeout} workers)` : ''}`);
+    log(
+      `${recipe.name} kill ${k + 1}/${ctx.p.kills} pid ${victim.pid}: N back ${ms(rec.count_ms)}, + request ${ms(rec.count_and_request_ms)}${rec.count_ms === null ? ` (never: ${rec.count_after_timeout} workers)` : ''}`,
+    );
     if (rec.count_ms === null) {
       out.never_recovered = true;
       break;
@@ -114,7 +118,12 @@ export async function testOverheadGroup(ctx, recipes, n, idleSecs) {
     const samePids = a[i].supervisors.map((s) => s.pid).join() === b[i].supervisors.map((s) => s.pid).join();
     const cpu = b[i].sup_cpu_ms - a[i].sup_cpu_ms;
     out[recipe.name] = {
-      n, idle_secs: idleSecs, ready: readies[i], idle: a[i], after: b[i], same_supervisor_pids: samePids,
+      n,
+      idle_secs: idleSecs,
+      ready: readies[i],
+      idle: a[i],
+      after: b[i],
+      same_supervisor_pids: samePids,
       has_supervisor: a[i].supervisors.length > 0,
       cpu_ms_during_idle: cpu,
       cpu_ms_per_min: (cpu * 60) / idleSecs,
@@ -124,7 +133,9 @@ export async function testOverheadGroup(ctx, recipes, n, idleSecs) {
       cpu_ticks_ms_during_idle: b[i].sup_cpu_ticks_ms - a[i].sup_cpu_ticks_ms,
       stop: stops[i],
     };
-    log(`${recipe.name} idle N=${n}: workers ${a[i].n_workers}, supervisor ${a[i].supervisors.map((s) => s.comm).join('+') || 'none'} RSS ${a[i].sup_rss_kb} kB → ${b[i].sup_rss_kb} kB, CPU exec→idle ${fixed(a[i].sup_cpu_ms, 1)} ms, during idle ${fixed(cpu, 3)} ms`);
+    log(
+      `${recipe.name} idle N=${n}: workers ${a[i].n_workers}, supervisor ${a[i].supervisors.map((s) => s.comm).join('+') || 'none'} RSS ${a[i].sup_rss_kb} kB → ${b[i].sup_rss_kb} kB, CPU exec→idle ${fixed(a[i].sup_cpu_ms, 1)} ms, during idle ${fixed(cpu, 3)} ms`,
+    );
   });
   return out;
 }
@@ -153,7 +164,9 @@ export async function testThroughput(ctx, recipe, round) {
       res.workers_before = before;
       res.workers_after = run.poll().workers.length;
       out.scripts[script] = res;
-      log(`${recipe.name} wrk ${script} round ${round}: ${fixed(res.rps, 0)} req/s, p99 ${ms(res.p99_ms)}, non-2xx ${res.non2xx}, socket errors ${res.socket_errors}, workers ${before}→${res.workers_after}`);
+      log(
+        `${recipe.name} wrk ${script} round ${round}: ${fixed(res.rps, 0)} req/s, p99 ${ms(res.p99_ms)}, non-2xx ${res.non2xx}, socket errors ${res.socket_errors}, workers ${before}→${res.workers_after}`,
+      );
     }
   } catch (error) {
     out.error = String(error.message ?? error);
@@ -197,7 +210,9 @@ export async function testStop(ctx, recipe, reps) {
     rec.output_tail = run.outputTail();
     out.reps.push(rec);
     const q = rec.requests ?? {};
-    log(`${recipe.name} stop ${i + 1}/${reps}: exit ${ms(rec.stop?.spawner_exit_ms)}, all gone ${ms(rec.stop?.all_gone_ms)}; accepted by a worker and failed ${q.accepted_failed}/${q.accepted}; in flight failed ${q.inflight_failed}/${q.inflight}`);
+    log(
+      `${recipe.name} stop ${i + 1}/${reps}: exit ${ms(rec.stop?.spawner_exit_ms)}, all gone ${ms(rec.stop?.all_gone_ms)}; accepted by a worker and failed ${q.accepted_failed}/${q.accepted}; in flight failed ${q.inflight_failed}/${q.inflight}`,
+    );
     await sleep(300);
   }
   return out;
@@ -234,7 +249,9 @@ export async function testReload(ctx, recipe) {
       rec.min_workers = minCount;
       rec.spawner_alive = run.rootAlive;
       out.reloads.push(rec);
-      log(`${recipe.name} reload ${i + 1}/${ctx.p.reloads} (${recipe.reload.signal}): every worker replaced after ${ms(rec.done_ms)}, fewest workers meanwhile ${minCount}`);
+      log(
+        `${recipe.name} reload ${i + 1}/${ctx.p.reloads} (${recipe.reload.signal}): every worker replaced after ${ms(rec.done_ms)}, fewest workers meanwhile ${minCount}`,
+      );
       if (!run.rootAlive) break;
       await sleep(1000 + jitter(ctx.p.jitterMs / 2));
     }
@@ -243,7 +260,9 @@ export async function testReload(ctx, recipe) {
     await sleep(200);
     out.requests = classifyAccessLog(nginx);
     out.failed = (out.wrk.non2xx ?? 0) + (out.wrk.socket_errors ?? 0);
-    log(`${recipe.name} reload under load: ${out.requests.total} requests, failed ${out.requests.failed} (nginx), wrk non-2xx ${out.wrk.non2xx} + socket errors ${out.wrk.socket_errors}`);
+    log(
+      `${recipe.name} reload under load: ${out.requests.total} requests, failed ${out.requests.failed} (nginx), wrk non-2xx ${out.wrk.non2xx} + socket errors ${out.wrk.socket_errors}`,
+    );
   } catch (error) {
     out.error = String(error.message ?? error);
     log(`${recipe.name} reload: ${out.error}`);
@@ -267,7 +286,9 @@ export async function testMaxRequests(ctx, recipe) {
     let minWorkers = Infinity;
     const wrk = startWrk(nginx.port, '/ok.php', { conns: 32, durationS: ctx.p.wrkSecs });
     let finished = false;
-    wrk.done.then(() => { finished = true; });
+    wrk.done.then(() => {
+      finished = true;
+    });
     while (!finished) {
       const w = run.poll().workers;
       for (const x of w) seen.add(`${x.pid}:${x.starttime}`);
@@ -281,7 +302,9 @@ export async function testMaxRequests(ctx, recipe) {
     await sleep(200);
     out.requests = classifyAccessLog(nginx);
     out.failed = (out.wrk.non2xx ?? 0) + (out.wrk.socket_errors ?? 0);
-    log(`${recipe.name} max-requests 500: ${fixed(out.wrk.rps, 0)} req/s, ${out.requests.total} requests, failed ${out.requests.failed} (nginx) / non-2xx ${out.wrk.non2xx} + socket errors ${out.wrk.socket_errors} (wrk), ${seen.size} worker processes seen, ${out.workers_after} at the end`);
+    log(
+      `${recipe.name} max-requests 500: ${fixed(out.wrk.rps, 0)} req/s, ${out.requests.total} requests, failed ${out.requests.failed} (nginx) / non-2xx ${out.wrk.non2xx} + socket errors ${out.wrk.socket_errors} (wrk), ${seen.size} worker processes seen, ${out.workers_after} at the end`,
+    );
   } catch (error) {
     out.error = String(error.message ?? error);
     log(`${recipe.name} max-requests: ${out.error}`);
@@ -296,7 +319,10 @@ export async function testMaxRequests(ctx, recipe) {
 // ------------------------------------------------------------ crashloop
 function readAttempts(logPath) {
   if (!existsSync(logPath)) return [];
-  return readFileSync(logPath, 'utf8').split('\n').map((l) => Number(l.split(' ')[1])).filter(Number.isFinite);
+  return readFileSync(logPath, 'utf8')
+    .split('\n')
+    .map((l) => Number(l.split(' ')[1]))
+    .filter(Number.isFinite);
 }
 
 /**
@@ -322,9 +348,12 @@ async function crashOne(ctx, recipe, variant, secs) {
   const logPath = join(dir, 'attempts.log');
   const flag = join(dir, 'fail-now');
   const script = join(dir, variant === 'start' ? 'crash-worker.sh' : 'gated-worker.sh');
-  writeFileSync(script, variant === 'start'
-    ? `#!/bin/bash\necho "$$ $EPOCHREALTIME" >> ${logPath}\nexit 1\n`
-    : `#!/bin/bash\nif [ -e ${flag} ]; then echo "$$ $EPOCHREALTIME" >> ${logPath}; exit 1; fi\nexec ${ctx.phpCgi} "$@"\n`);
+  writeFileSync(
+    script,
+    variant === 'start'
+      ? `#!/bin/bash\necho "$$ $EPOCHREALTIME" >> ${logPath}\nexit 1\n`
+      : `#!/bin/bash\nif [ -e ${flag} ]; then echo "$$ $EPOCHREALTIME" >> ${logPath}; exit 1; fi\nexec ${ctx.phpCgi} "$@"\n`,
+  );
   chmodSync(script, 0o755);
   const run = new Run(ctx, recipe, { n, label, worker: script });
   run.start();
@@ -376,7 +405,9 @@ async function crashOne(ctx, recipe, variant, secs) {
   });
   res.stop = run.rootAlive ? await run.stop() : (await run.kill(), { note: 'the spawner had already exited' });
   res.output_tail = run.outputTail(2500);
-  log(`${recipe.name} crash loop (${variant}): ${res.attempts} tries in ${secs} s (${fixed(res.attempts_per_slot, 1)} per slot), supervisor CPU ${fixed(res.supervisor_cpu_ms, 1)} ms, spawner ${exitedAt === null ? 'still running' : `exited after ${fixed(exitedAt, 0)} ms (${describeExit(run.exit)})`}`);
+  log(
+    `${recipe.name} crash loop (${variant}): ${res.attempts} tries in ${secs} s (${fixed(res.attempts_per_slot, 1)} per slot), supervisor CPU ${fixed(res.supervisor_cpu_ms, 1)} ms, spawner ${exitedAt === null ? 'still running' : `exited after ${fixed(exitedAt, 0)} ms (${describeExit(run.exit)})`}`,
+  );
   return res;
 }
 
@@ -393,22 +424,26 @@ export async function testChurnGroup(ctx, recipes, deaths) {
   const readies = await Promise.all(runs.map((run) => run.waitReady({ timeoutMs: 60_000, stuckMs: 10_000 })));
   await sleep(ctx.p.overheadSettleMs);
   const out = {};
-  await Promise.all(runs.map(async (run, i) => {
-    const recipe = recipes[i];
-    const res = { n, deaths_target: deaths, ready: readies[i] };
-    out[recipe.name] = res;
-    if (readies[i].final_workers === 0) {
-      res.error = `never served: ${readies[i].gave_up}`;
-      return;
-    }
-    res.before = await quietSample(run, n);
-    const t0 = now();
-    Object.assign(res, await churnRun(run, deaths, ctx.p.churnStuckMs));
-    res.churn_ms = now() - t0;
-    res.after = await quietSample(run, n);
-    res.cpu_ms_per_death = res.deaths > 0 ? (res.after.sup_cpu_ms - res.before.sup_cpu_ms) / res.deaths : null;
-    log(`${recipe.name} churn: ${res.deaths} deaths in ${fixed(res.churn_ms / 1000, 1)} s${res.stuck ? ` (${res.stuck})` : ''}; supervisor RSS ${res.before.sup_rss_kb} kB → ${res.after.sup_rss_kb ?? '?'} kB, CPU ${fixed(res.cpu_ms_per_death, 2)} ms per death`);
-  }));
+  await Promise.all(
+    runs.map(async (run, i) => {
+      const recipe = recipes[i];
+      const res = { n, deaths_target: deaths, ready: readies[i] };
+      out[recipe.name] = res;
+      if (readies[i].final_workers === 0) {
+        res.error = `never served: ${readies[i].gave_up}`;
+        return;
+      }
+      res.before = await quietSample(run, n);
+      const t0 = now();
+      Object.assign(res, await churnRun(run, deaths, ctx.p.churnStuckMs));
+      res.churn_ms = now() - t0;
+      res.after = await quietSample(run, n);
+      res.cpu_ms_per_death = res.deaths > 0 ? (res.after.sup_cpu_ms - res.before.sup_cpu_ms) / res.deaths : null;
+      log(
+        `${recipe.name} churn: ${res.deaths} deaths in ${fixed(res.churn_ms / 1000, 1)} s${res.stuck ? ` (${res.stuck})` : ''}; supervisor RSS ${res.before.sup_rss_kb} kB → ${res.after.sup_rss_kb ?? '?'} kB, CPU ${fixed(res.cpu_ms_per_death, 2)} ms per death`,
+      );
+    }),
+  );
   const stops = await Promise.all(runs.map((run) => run.stop('SIGTERM', 60_000)));
   recipes.forEach((recipe, i) => {
     out[recipe.name].stop = stops[i];

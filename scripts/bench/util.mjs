@@ -12,7 +12,9 @@ export const jitter = (maxMs) => Math.random() * maxMs;
 // A closed pipe (`node scripts/bench.mjs | head`) must not end the run half way with processes
 // left behind: write errors on stdout/stderr are ignored.
 let stderrOpen = true;
-process.stderr.on('error', () => { stderrOpen = false; });
+process.stderr.on('error', () => {
+  stderrOpen = false;
+});
 process.stdout.on('error', () => undefined);
 
 export function log(message) {

@@ -84,7 +84,13 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
   assert.match(cmdline(initHelper!), /spawn-fcgi-ts-helper --init -- /);
   const supervisor = await waitFor(() => childrenOf(initHelper!).find((pid) => cmdline(pid).includes(CLI)), { what: 'the supervisor' });
   const master = await waitFor(() => childrenOf(supervisor).find((pid) => cmdline(pid).startsWith(PHP_CGI)), { what: 'the php-cgi master' });
-  const workers = await waitFor(() => { const w = childrenOf(master); return w.length === 2 ? w : undefined; }, { what: 'two php-cgi workers' });
+  const workers = await waitFor(
+    () => {
+      const w = childrenOf(master);
+      return w.length === 2 ? w : undefined;
+    },
+    { what: 'two php-cgi workers' },
+  );
   await fcgiGet({ path: socket });
 
   // The master dies without taking its workers along: they are orphans of the namespace.
@@ -93,7 +99,10 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
   for (const pid of workers) assert.equal(readStatus(pid)?.ppid, initHelper, `worker ${pid} belongs to the init helper now`);
   // They end (here: a signal; in real life their max requests): each must be reaped, not left a zombie.
   for (const pid of workers) process.kill(pid, 'SIGTERM');
-  await waitFor(() => workers.every((pid) => readStatus(pid) === undefined), { timeoutMs: 10_000, what: `orphans ${workers.join(', ')} to be reaped (states: ${workers.map((pid) => readStatus(pid)?.state).join(', ')})` });
+  await waitFor(() => workers.every((pid) => readStatus(pid) === undefined), {
+    timeoutMs: 10_000,
+    what: `orphans ${workers.join(', ')} to be reaped (states: ${workers.map((pid) => readStatus(pid)?.state).join(', ')})`,
+  });
   // The supervisor restarted its slot; nothing in the namespace is a zombie.
   await waitFor(() => childrenOf(supervisor).some((pid) => pid !== master && cmdline(pid).startsWith(PHP_CGI)), { what: 'the slot to be restarted' });
   await waitFor(() => !descendants(init).some(isZombie), { what: 'no zombie in the namespace' });
@@ -112,7 +121,10 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
   assert.match(container.stderr(), /all children gone/);
 });
 
-test('as PID 1 with a helper that cannot run here: the same one-line error, exit 255', { timeout: 30_000, skip: canUnshare ? false : 'unshare --pid is not permitted here' }, async () => {
+test('as PID 1 with a helper that cannot run here: the same one-line error, exit 255', {
+  timeout: 30_000,
+  skip: canUnshare ? false : 'unshare --pid is not permitted here',
+}, async () => {
   // A file execvp() cannot exec (ENOEXEC) would be handed to /bin/sh: PID 1 must not even try it.
   const broken = join(dir, 'broken-helper');
   copyFileSync(RESPONDER, broken);
@@ -127,5 +139,7 @@ test('as PID 1 with a helper that cannot run here: the same one-line error, exit
   });
   assert.equal(run.status, 255, run.stderr);
   const lines = run.stderr.split('\n').filter((line) => line !== '' && !line.includes('runs as root'));
-  assert.deepEqual(lines, [`spawn-fcgi-ts: no native helper for linux-${process.arch}: ${broken} is an ELF executable for ${process.arch === 'arm64' ? 'x64' : 'arm64'}, not ${process.arch}; point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it`]);
+  assert.deepEqual(lines, [
+    `spawn-fcgi-ts: no native helper for linux-${process.arch}: ${broken} is an ELF executable for ${process.arch === 'arm64' ? 'x64' : 'arm64'}, not ${process.arch}; point SPAWN_FCGI_TS_HELPER to a helper built for this machine, or unset it`,
+  ]);
 });

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { createServerHandle } from '../../src/socket.js';
+import { createServerHandle } from '../../src/socket/socket.js';
 import { fcgiLoad } from '../helpers/load.js';
 import { CLI, PHP_FIXTURES, READY_LINE, requireBuild, track, untrack } from '../helpers/pool.js';
 import { isGone, removePath, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
@@ -27,18 +27,31 @@ before(() => {
 });
 after(() => removePath(dir));
 
-interface Instance { pid: number; stderr(): string; exited: Promise<number | null> }
+interface Instance {
+  pid: number;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
 
 /** One supervisor instance with `fd` passed as its fd 3, the way systemd passes a socket unit's socket. */
 async function startInstance(fd: number): Promise<Instance> {
   const script = 'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=fcgi exec "$0" "$@"';
-  const child = spawn('/bin/sh', ['-c', script, process.execPath, CLI, '-n', '-F', '2', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'], {
-    stdio: ['ignore', 'ignore', 'pipe', fd],
-  });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', script, process.execPath, CLI, '-n', '-F', '2', '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+    },
+  );
   track(child.pid!);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { untrack(child.pid!); resolve(code); }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      untrack(child.pid!);
+      resolve(code);
+    }),
+  );
   await waitFor(() => READY_LINE.test(stderr) || child.exitCode !== null, { timeoutMs: 20_000, what: 'the instance to serve' });
   if (!READY_LINE.test(stderr)) throw new Error(`the instance exited before serving:\n${stderr}`);
   return { pid: child.pid!, stderr: () => stderr, exited };
@@ -53,7 +66,9 @@ test('restart hand-over on a passed socket: instance 1 stops, instance 2 starts,
   const first = await startInstance(handle.fd);
   t.after(() => signalIfAlive(first.pid, 'SIGKILL'));
   let stopLoad!: () => void;
-  const loadDone = new Promise<void>((resolve) => { stopLoad = resolve; });
+  const loadDone = new Promise<void>((resolve) => {
+    stopLoad = resolve;
+  });
   const load = fcgiLoad({
     target: { path: sock },
     concurrency: 8,
@@ -67,7 +82,7 @@ test('restart hand-over on a passed socket: instance 1 stops, instance 2 starts,
   process.kill(first.pid, 'SIGTERM');
   assert.equal(await first.exited, 0, first.stderr());
   const gapStart = Date.now();
-  assert.ok(existsSync(sock), 'the passed socket\'s path was taken away');
+  assert.ok(existsSync(sock), "the passed socket's path was taken away");
   assert.doesNotMatch(first.stderr(), /children took the accept queue/, 'instance 1 drained a queue that belongs to the next instance');
   // Connections made now wait in the queue: nobody accepts until instance 2's children do.
   await sleep(500);
@@ -81,7 +96,9 @@ test('restart hand-over on a passed socket: instance 1 stops, instance 2 starts,
   assert.equal(await second.exited, 0, second.stderr());
 
   const inGap = result.outcomes.filter((o) => o.startedAt >= gapStart && o.ok && /pid=/.test(o.body ?? ''));
-  t.diagnostic(`${result.outcomes.length} requests, ${result.ok} answered, errors ${JSON.stringify(result.errors)}; ${inGap.length} sent while no instance ran or after`);
+  t.diagnostic(
+    `${result.outcomes.length} requests, ${result.ok} answered, errors ${JSON.stringify(result.errors)}; ${inGap.length} sent while no instance ran or after`,
+  );
   assert.deepEqual(result.errors, {}, 'a request was lost in the hand-over');
   assert.ok(result.outcomes.length >= 40, `too few requests: ${result.outcomes.length}`);
   assert.ok(inGap.length >= 8, 'no request was sent while instance 1 was gone');

@@ -28,7 +28,10 @@ after(() => removePath(dir));
 function connectResult(path: string): Promise<string> {
   return new Promise((resolve) => {
     const client = net.connect({ path });
-    client.once('connect', () => { client.destroy(); resolve('connected'); });
+    client.once('connect', () => {
+      client.destroy();
+      resolve('connected');
+    });
     client.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }
@@ -58,7 +61,11 @@ test('a full accept queue in front of 1 busy php-cgi: SIGTERM, every queued requ
     const results = await Promise.all([busy, ...queued]);
     const exit = await stopped;
 
-    assert.deepEqual(results.filter((r) => !r.ok), [], 'a request sent before the stop failed');
+    assert.deepEqual(
+      results.filter((r) => !r.ok),
+      [],
+      'a request sent before the stop failed',
+    );
     assert.equal(results.length, N + 1);
     assert.equal(late, 'ENOENT', 'a connect after the stop began reached the socket');
     assert.ok(duringStop, 'the path was still there when the supervisor had already exited');
@@ -94,12 +101,20 @@ test('SIGTERM under steady load (8 clients, 2 php-cgi): no request sent before t
     const before = result.outcomes.filter((o) => o.startedAt < stopAt);
     const failedBefore = before.filter((o) => !o.ok);
     const afterStop = result.outcomes.filter((o) => o.startedAt >= stopAt);
-    t.diagnostic(`sent before the stop: ${before.length}, failed ${failedBefore.length}; sent after: ${afterStop.length}, errors ${JSON.stringify(result.errors)}`);
+    t.diagnostic(
+      `sent before the stop: ${before.length}, failed ${failedBefore.length}; sent after: ${afterStop.length}, errors ${JSON.stringify(result.errors)}`,
+    );
 
     assert.ok(before.length >= 20, `too few requests before the stop to mean anything: ${before.length}`);
-    assert.deepEqual(failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+    assert.deepEqual(
+      failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`),
+      [],
+    );
     // After the stop began a request either got an answer or failed at connect (the path is gone), never a reset.
-    assert.deepEqual(afterStop.filter((o) => !o.ok && o.error !== 'ENOENT').map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+    assert.deepEqual(
+      afterStop.filter((o) => !o.ok && o.error !== 'ENOENT').map((o) => `${o.i}: ${o.error ?? o.status}`),
+      [],
+    );
     assert.equal(exit.code, 0, pool.stderr());
     assert.deepEqual(readdirSync(sub), []);
   } finally {
@@ -125,7 +140,10 @@ test('--keep-socket: the queue is drained too, and the path is back after the st
     const results = await Promise.all([busy, ...queued]);
     const exit = await stopped;
 
-    assert.deepEqual(results.filter((r) => !r.ok), []);
+    assert.deepEqual(
+      results.filter((r) => !r.ok),
+      [],
+    );
     assert.equal(late, 'ENOENT');
     assert.equal(exit.code, 0, pool.stderr());
     assert.deepEqual(readdirSync(sub), ['k.sock'], 'the kept socket is not back, or a private name is left');
@@ -144,8 +162,11 @@ for (const kind of ['unix', 'tcp'] as const) {
     const where = 'path' in target ? ['-s', target.path] : ['-a', '0.0.0.0', '-p', String(target.port)];
     const pool = await startPool([...where, '-F', '1', '--kill-timeout', '60s', '--', RESPONDER]);
     try {
-      const ask = (ms: number) => fcgiRequest(target, { REQUEST_METHOD: 'GET', QUERY_STRING: `sleep=${ms}` }, { timeoutMs: 60_000 })
-        .then((r) => /pid=\d+/.test(r.stdout.toString()), () => false);
+      const ask = (ms: number) =>
+        fcgiRequest(target, { REQUEST_METHOD: 'GET', QUERY_STRING: `sleep=${ms}` }, { timeoutMs: 60_000 }).then(
+          (r) => /pid=\d+/.test(r.stdout.toString()),
+          () => false,
+        );
       const busy = ask(1000);
       await sleep(300);
       const queued = Array.from({ length: 4 }, () => ask(20));
@@ -227,7 +248,10 @@ test('a socket path near the 107-byte limit: the private name is longer, reached
     await sleep(300);
     const exit = await pool.stop('SIGTERM', 60_000);
     const results = await Promise.all([busy, ...queued]);
-    assert.deepEqual(results.filter((r) => !r.ok), []);
+    assert.deepEqual(
+      results.filter((r) => !r.ok),
+      [],
+    );
     assert.equal(exit.code, 0, pool.stderr());
     assert.match(pool.stderr(), /children took the accept queue/);
     assert.deepEqual(readdirSync(sub), []);

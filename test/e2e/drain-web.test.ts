@@ -7,7 +7,7 @@
  *   away fails at connect (nginx: ENOENT in its error log, naming the request; lighttpd: 503): it never reached the
  *   socket. Those are counted apart and reported; every other failure is a queued connection reset.
  * - TCP (nginx, and straight at the socket): the sentinel guarantees the same for everything queued before
- *   it; what is left is the window between its accept and the listener's close (see src/drain.ts).
+ *   it; what is left is the window between its accept and the listener's close (see src/socket/drain.ts).
  *
  * SFTS_DRAIN_CLI=/path/to/other/dist/cli.mjs runs the same scenarios against another build (e.g. main's,
  * for the "before" numbers); its assertions are then expected to fail, the diagnostics carry the numbers.
@@ -48,7 +48,12 @@ async function startSupervisor(args: string[]): Promise<Supervisor> {
   track(child.pid!);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { untrack(child.pid!); resolve(code); }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      untrack(child.pid!);
+      resolve(code);
+    }),
+  );
   await waitFor(() => READY_LINE.test(stderr) || child.exitCode !== null, { timeoutMs: 20_000, what: 'the pool to serve' });
   if (!READY_LINE.test(stderr)) throw new Error(`the supervisor exited before serving:\n${stderr}`);
   return { pid: child.pid!, stderr: () => stderr, exited };
@@ -56,7 +61,12 @@ async function startSupervisor(args: string[]): Promise<Supervisor> {
 
 const poolArgs = (socket: string[]) => [...socket, '-F', String(PROCS), '--kill-timeout', '60s', '--env', 'PHP_FCGI_MAX_REQUESTS=0', '--', 'php-cgi'];
 
-interface Sent { i: number; startedAt: number; ok: boolean; failure?: string }
+interface Sent {
+  i: number;
+  startedAt: number;
+  ok: boolean;
+  failure?: string;
+}
 
 interface StopResult {
   before: Sent[];
@@ -80,7 +90,12 @@ async function stopUnderHttpLoad(web: RunningWebServer, supervisor: Supervisor, 
       const startedAt = Date.now();
       try {
         const answer = await httpRequest(`${web.baseUrl}/sleep.php?ms=${WORK_MS}&id=${i}`, { timeoutMs: 60_000 });
-        sent.push({ i, startedAt, ok: answer.status === 200 && /busy=/.test(answer.body), failure: answer.status === 200 ? undefined : `HTTP ${answer.status}` });
+        sent.push({
+          i,
+          startedAt,
+          ok: answer.status === 200 && /busy=/.test(answer.body),
+          failure: answer.status === 200 ? undefined : `HTTP ${answer.status}`,
+        });
       } catch (error) {
         sent.push({ i, startedAt, ok: false, failure: (error as Error).message });
       }
@@ -100,19 +115,28 @@ async function stopUnderHttpLoad(web: RunningWebServer, supervisor: Supervisor, 
   const notReached = failedBefore.filter((s) => neverReached(s, log));
   const afterStop = sent.filter((s) => s.startedAt >= stopAt);
   const failedAfter = afterStop.filter((s) => !s.ok).length;
-  const why = (list: Sent[]) => JSON.stringify(list.reduce<Record<string, number>>((counts, s) => ({ ...counts, [s.failure ?? 'bad body']: (counts[s.failure ?? 'bad body'] ?? 0) + 1 }), {}));
+  const why = (list: Sent[]) =>
+    JSON.stringify(
+      list.reduce<Record<string, number>>((counts, s) => ({ ...counts, [s.failure ?? 'bad body']: (counts[s.failure ?? 'bad body'] ?? 0) + 1 }), {}),
+    );
   const line = `sent before the stop ${before.length}, failed ${failedBefore.length} ${why(failedBefore)} (of which never reached the socket: ${notReached.length}); sent after ${afterStop.length}, failed ${failedAfter} ${why(afterStop.filter((s) => !s.ok))}; exit ${exitCode}`;
   return { before, failedBefore, neverReached: notReached, afterCount: afterStop.length, failedAfter, exitCode, line };
 }
 
 /** nginx names the request in its error line: `connect() to ... failed (2: No such file or directory) ... request: "GET /sleep.php?...&id=N`. */
-const nginxLogged = (reason: RegExp) => (s: Sent, errorLog: string): boolean =>
-  new RegExp(`${reason.source}.*[?&]id=${s.i}\\b`).test(errorLog);
+const nginxLogged =
+  (reason: RegExp) =>
+  (s: Sent, errorLog: string): boolean =>
+    new RegExp(`${reason.source}.*[?&]id=${s.i}\\b`).test(errorLog);
 
 function assertNoneLost(result: StopResult, stderr: string): void {
   assert.ok(result.before.length >= 30, `too few requests before the stop to mean anything: ${result.line}`);
   const lost = result.failedBefore.filter((s) => !result.neverReached.includes(s));
-  assert.deepEqual(lost.map((s) => `${s.i}: ${s.failure}`), [], `a request that reached the socket before the stop failed (${result.line})`);
+  assert.deepEqual(
+    lost.map((s) => `${s.i}: ${s.failure}`),
+    [],
+    `a request that reached the socket before the stop failed (${result.line})`,
+  );
   assert.equal(result.exitCode, 0, stderr);
 }
 
@@ -179,8 +203,13 @@ test(`TCP straight at the socket, ${PROCS} php-cgi, ${CLIENTS} clients: no reque
   const beforeStop = result.outcomes.filter((o) => o.startedAt < stopAt);
   const failedBefore = beforeStop.filter((o) => !o.ok);
   const afterStop = result.outcomes.filter((o) => o.startedAt >= stopAt);
-  t.diagnostic(`fcgi tcp: sent before the stop ${beforeStop.length}, failed ${failedBefore.length}; sent after ${afterStop.length}, failed ${afterStop.filter((o) => !o.ok).length}; errors ${JSON.stringify(result.errors)}; exit ${exitCode}`);
+  t.diagnostic(
+    `fcgi tcp: sent before the stop ${beforeStop.length}, failed ${failedBefore.length}; sent after ${afterStop.length}, failed ${afterStop.filter((o) => !o.ok).length}; errors ${JSON.stringify(result.errors)}; exit ${exitCode}`,
+  );
   assert.ok(beforeStop.length >= 30);
-  assert.deepEqual(failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+  assert.deepEqual(
+    failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`),
+    [],
+  );
   assert.equal(exitCode, 0, supervisor.stderr());
 });

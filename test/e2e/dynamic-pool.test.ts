@@ -36,7 +36,9 @@ async function statusJson(socket: string): Promise<{ configured: number; min?: n
 }
 
 function curl(url: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => execFile('curl', ['-sS', url], { encoding: 'utf8' }, (error, stdout) => resolve({ code: error === null ? 0 : (error.code as number), stdout })));
+  return new Promise((resolve) =>
+    execFile('curl', ['-sS', url], { encoding: 'utf8' }, (error, stdout) => resolve({ code: error === null ? 0 : (error.code as number), stdout })),
+  );
 }
 
 test('min 1 max 4 through nginx: a burst of slow requests grows the pool, all answered; idle, it shrinks back to 1', async (t) => {
@@ -57,10 +59,15 @@ test('min 1 max 4 through nginx: a burst of slow requests grows the pool, all an
   })();
   const started = Date.now();
   const answers = await Promise.all(Array.from({ length: 6 }, () => httpRequest(`${nginx.baseUrl}/sleep.php?ms=1500`, { timeoutMs: 60_000 })));
-  t.diagnostic(`6 requests of 1.5 s each, answered in ${Date.now() - started} ms by ${new Set(answers.map((a) => a.body.split('\n')[0])).size} children; most children seen: ${most}`);
+  t.diagnostic(
+    `6 requests of 1.5 s each, answered in ${Date.now() - started} ms by ${new Set(answers.map((a) => a.body.split('\n')[0])).size} children; most children seen: ${most}`,
+  );
   sampling = false;
   await sampler;
-  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200, 200, 200, 200, 200],
+  );
   assert.ok(most > 1, `the pool grew (most children seen: ${most})`);
   assert.ok(most <= 4, 'never above -F');
   assert.match(pool.stderr(), /pool grows to \d \[1-4\] \(connections waiting\)/);
@@ -84,7 +91,10 @@ test('min 1 max 4 through nginx: a burst of slow requests grows the pool, all an
 test('min 0 through lighttpd: no child at start; the first request is answered, not refused; idle, no child again', async (t) => {
   const socket = join(dir, 'ondemand.sock');
   const port = await freePort();
-  const pool = await startPool(['-s', socket, '-F', '2', '--min-procs', '0', '--idle-timeout', '1s', '--metrics', `127.0.0.1:${port}`, '--status-page', ...PHP], { readyPattern: /0 children serving on .* \(sizes itself: 0 to 2\)/ });
+  const pool = await startPool(
+    ['-s', socket, '-F', '2', '--min-procs', '0', '--idle-timeout', '1s', '--metrics', `127.0.0.1:${port}`, '--status-page', ...PHP],
+    { readyPattern: /0 children serving on .* \(sizes itself: 0 to 2\)/ },
+  );
   // startPool's probe request started a child: wait until it idled away.
   await waitFor(() => pool.childPids().length === 0, { timeoutMs: 30_000, what: 'no child left after the probe' });
   const readyz = await curl(`http://127.0.0.1:${port}/readyz`);
@@ -176,7 +186,15 @@ test('spawn-php.sh and --config: FCGI_MIN_PROCS and FCGI_IDLE_TIMEOUT size the p
 
   const shSocket = join(dir, 'sh.sock');
   const child = spawn('sh', [join(ROOT, 'scripts', 'spawn-php.sh'), '-n'], {
-    env: { PATH: process.env.PATH!, FCGISOCKET: shSocket, FCGIPROCS: '2', FCGI_MIN_PROCS: '0', FCGI_IDLE_TIMEOUT: '1s', PHP_FCGI_CHILDREN: '0', SPAWNFCGI: join(ROOT, 'dist', 'cli.mjs') },
+    env: {
+      PATH: process.env.PATH!,
+      FCGISOCKET: shSocket,
+      FCGIPROCS: '2',
+      FCGI_MIN_PROCS: '0',
+      FCGI_IDLE_TIMEOUT: '1s',
+      PHP_FCGI_CHILDREN: '0',
+      SPAWNFCGI: join(ROOT, 'dist', 'cli.mjs'),
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   track(child.pid!);
@@ -216,6 +234,9 @@ test('drain on stop still holds for a grown pool: SIGTERM under load loses no re
   const failedBefore = before.filter((o) => !o.ok);
   t.diagnostic(`${grown} children at the stop; sent before it: ${before.length}, failed ${failedBefore.length}; errors ${JSON.stringify(result.errors)}`);
   assert.ok(before.length >= 20, `too few requests before the stop: ${before.length}`);
-  assert.deepEqual(failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`), []);
+  assert.deepEqual(
+    failedBefore.map((o) => `${o.i}: ${o.error ?? o.status}`),
+    [],
+  );
   assert.equal(exit.code, 0, pool.stderr());
 });

@@ -25,7 +25,22 @@ function cpuTicks(pid: number): number {
 
 test('--max-age 600h, --kill-timeout 1000h, --check-interval 600h: no recycling, no SIGKILL, no polling storm', async (t) => {
   const sock = join(dir, 'long.sock');
-  const pool = await startPool(['-s', sock, '-F', '2', '--max-age', '600h', '--kill-timeout', '1000h', '--max-rss', '1024', '--check-interval', '600h', '--', RESPONDER]);
+  const pool = await startPool([
+    '-s',
+    sock,
+    '-F',
+    '2',
+    '--max-age',
+    '600h',
+    '--kill-timeout',
+    '1000h',
+    '--max-rss',
+    '1024',
+    '--check-interval',
+    '600h',
+    '--',
+    RESPONDER,
+  ]);
   t.after(() => pool.stop().catch(() => undefined));
   const children = pool.childPids();
   const ticks = cpuTicks(pool.pid);

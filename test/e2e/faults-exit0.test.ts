@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CLI, RESPONDER, requireBuild, startPool, track, untrack } from '../helpers/pool.js';
 import { isGone, removePath, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
-import { RESTART_BURST, RESTART_INTERVAL_MS } from '../../src/restart-policy.js';
+import { RESTART_BURST, RESTART_INTERVAL_MS } from '../../src/pool/restart-policy.js';
 
 let dir: string;
 before(() => {
@@ -72,8 +72,13 @@ test('/bin/true as the app: the supervisor stays up and restarts it at a bounded
   const supervisor = spawn(process.execPath, [CLI, '-n', '-s', sock, '-F', '1', '--', '/bin/true'], { stdio: ['ignore', 'ignore', 'pipe'] });
   track(supervisor.pid!);
   let log = '';
-  supervisor.stderr!.setEncoding('utf8').on('data', (chunk: string) => { log += chunk; });
-  t.after(() => { signalIfAlive(supervisor.pid!, 'SIGKILL'); untrack(supervisor.pid!); });
+  supervisor.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    log += chunk;
+  });
+  t.after(() => {
+    signalIfAlive(supervisor.pid!, 'SIGKILL');
+    untrack(supervisor.pid!);
+  });
   await waitFor(() => /(child|children) serving on /.test(log), { timeoutMs: 15_000, what: 'start-up over' });
   const count = () => (log.match(/\(planned\)/g) ?? []).length;
   const ticks0 = cpuTicks(supervisor.pid!);

@@ -40,8 +40,14 @@ after(() => {
   // Move whatever is left back to the root group, then remove ours.
   try {
     for (const pid of readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) writeFileSync(join(PIDS_ROOT, 'cgroup.procs'), pid);
-  } catch { /* gone */ }
-  try { rmdirSync(cgroup); } catch { /* busy: the clean-up of the pools kills them */ }
+  } catch {
+    /* gone */
+  }
+  try {
+    rmdirSync(cgroup);
+  } catch {
+    /* busy: the clean-up of the pools kills them */
+  }
 });
 
 test('fork limit at run time (pids cgroup): EAGAIN → backing off with the reason, status shows it; lifted → running again', async (t) => {
@@ -57,16 +63,25 @@ test('fork limit at run time (pids cgroup): EAGAIN → backing off with the reas
   // Every task (threads included) that is there now, less the child about to be killed: no room for its successor.
   const current = Number(readFileSync(join(cgroup, 'pids.current'), 'utf8'));
   writeFileSync(join(cgroup, 'pids.max'), String(current - 1));
-  t.after(() => { try { writeFileSync(join(cgroup!, 'pids.max'), 'max'); } catch { /* removed */ } });
+  t.after(() => {
+    try {
+      writeFileSync(join(cgroup!, 'pids.max'), 'max');
+    } catch {
+      /* removed */
+    }
+  });
 
   const [victim] = pool.childPids();
   process.kill(victim!, 'SIGKILL');
   await waitFor(() => /spawn failed: EAGAIN/.test(pool.stderr()), { timeoutMs: 10_000, what: 'EAGAIN logged' });
-  const slot = await waitFor(async () => {
-    const status = await runCli(['status', '--control', control, '--json'], { timeoutMs: 10_000 });
-    const slots = (JSON.parse(status.stdout) as { slots: { slot: number; state: string; pid: number | null; lastExit: { reason: string } | null }[] }).slots;
-    return slots.find((s) => s.state === 'backing off');
-  }, { timeoutMs: 10_000, what: "a slot 'backing off' in status" });
+  const slot = await waitFor(
+    async () => {
+      const status = await runCli(['status', '--control', control, '--json'], { timeoutMs: 10_000 });
+      const slots = (JSON.parse(status.stdout) as { slots: { slot: number; state: string; pid: number | null; lastExit: { reason: string } | null }[] }).slots;
+      return slots.find((s) => s.state === 'backing off');
+    },
+    { timeoutMs: 10_000, what: "a slot 'backing off' in status" },
+  );
   t.diagnostic(`status: ${JSON.stringify(slot)}`);
   assert.equal(slot.pid, null);
   assert.match(slot.lastExit?.reason ?? '', /spawn failed: EAGAIN/);

@@ -24,18 +24,31 @@ test('-F 1500 and SIGTERM during the start: the start stops early, every child i
   const pid = supervisor.pid!;
   track(pid);
   let log = '';
-  supervisor.stderr!.setEncoding('utf8').on('data', (chunk: string) => { log += chunk; });
+  supervisor.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    log += chunk;
+  });
   const exited = new Promise<number | null>((resolve) => supervisor.once('exit', (code) => resolve(code)));
-  t.after(() => { signalIfAlive(pid, 'SIGKILL'); untrack(pid); });
+  t.after(() => {
+    signalIfAlive(pid, 'SIGKILL');
+    untrack(pid);
+  });
 
   const seen = new Set<number>();
-  await waitFor(() => {
-    for (const child of childrenOf(pid)) seen.add(child);
-    return seen.size >= 20;
-  }, { timeoutMs: 20_000, intervalMs: 5, what: 'the first children' });
+  await waitFor(
+    () => {
+      for (const child of childrenOf(pid)) seen.add(child);
+      return seen.size >= 20;
+    },
+    { timeoutMs: 20_000, intervalMs: 5, what: 'the first children' },
+  );
   supervisor.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, 60_000, 'timeout'); })]);
+  const code = await Promise.race([
+    exited,
+    new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(resolve, 60_000, 'timeout');
+    }),
+  ]);
   clearTimeout(timer);
   for (const child of childrenOf(pid)) seen.add(child);
   t.diagnostic(`exit ${code}; ${seen.size} children seen; ${log.trim().split('\n').slice(-2).join(' | ')}`);

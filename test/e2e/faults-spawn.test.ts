@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CLI, RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
 import { fdCount, isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
-import { helperPath } from '../../src/helper-binary.js';
+import { helperPath } from '../../src/child/helper-binary.js';
 
 let dir: string;
 before(() => {
@@ -20,7 +20,12 @@ before(() => {
 });
 after(() => removePath(dir));
 
-interface SlotView { slot: number; pid: number | null; state: string; lastExit: { reason: string } | null }
+interface SlotView {
+  slot: number;
+  pid: number | null;
+  state: string;
+  lastExit: { reason: string } | null;
+}
 
 async function slots(control: string): Promise<SlotView[]> {
   const result = await runCli(['status', '--control', control, '--json'], { timeoutMs: 10_000 });
@@ -47,10 +52,13 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
   renameSync(helper.path, `${helper.path}.away`);
   process.kill(first!, 'SIGKILL');
   await waitFor(() => /spawn failed: ENOENT/.test(pool.stderr()), { timeoutMs: 10_000, what: 'a logged spawn failure' });
-  const during = await waitFor(async () => {
-    const s = (await slots(control))[0]!;
-    return s.state === 'backing off' ? s : undefined;
-  }, { timeoutMs: 10_000, what: "status: 'backing off'" });
+  const during = await waitFor(
+    async () => {
+      const s = (await slots(control))[0]!;
+      return s.state === 'backing off' ? s : undefined;
+    },
+    { timeoutMs: 10_000, what: "status: 'backing off'" },
+  );
   t.diagnostic(`status while the helper is away: ${JSON.stringify(during)}`);
   assert.equal(during.pid, null, 'no PID -1, no stale pid');
   assert.match(during.lastExit?.reason ?? '', /could not start: spawn failed: ENOENT/);
@@ -58,10 +66,13 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
   assert.equal(pool.exitStatus(), undefined, `the supervisor must stay up with its only slot backing off:\n${pool.stderr()}`);
 
   renameSync(`${helper.path}.away`, helper.path);
-  const back = await waitFor(async () => {
-    const s = (await slots(control))[0]!;
-    return s.state === 'running' && s.pid !== null ? s : undefined;
-  }, { timeoutMs: 10_000, what: 'the slot running again' });
+  const back = await waitFor(
+    async () => {
+      const s = (await slots(control))[0]!;
+      return s.state === 'running' && s.pid !== null ? s : undefined;
+    },
+    { timeoutMs: 10_000, what: 'the slot running again' },
+  );
   assert.deepEqual(pool.childPids(), [back.pid]);
   const answer = await pool.request({}, { timeoutMs: 30_000 });
   assert.equal(answer.appStatus, 0);
@@ -82,7 +93,10 @@ test('helper missing at run time with --max-failures 3: gives up, exits 255, rem
   const helper = helperCopy('helper-b');
   const sock = join(dir, 'b.sock');
   const pidFile = join(dir, 'b.pid');
-  const pool = await startPool(['-s', sock, '-P', pidFile, '-F', '2', '--restart-delay', '50ms', '--max-restart-delay', '100ms', '--max-failures', '3', '--', RESPONDER], { env: helper.env });
+  const pool = await startPool(
+    ['-s', sock, '-P', pidFile, '-F', '2', '--restart-delay', '50ms', '--max-restart-delay', '100ms', '--max-failures', '3', '--', RESPONDER],
+    { env: helper.env },
+  );
   t.after(() => pool.stop().catch(() => undefined));
   const children = pool.childPids();
   renameSync(helper.path, `${helper.path}.away`);
@@ -107,7 +121,11 @@ test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor
   // An ELF header for another machine (e_machine = 0xB7, aarch64): the kernel refuses it with ENOEXEC.
   const elf = Buffer.alloc(64);
   elf.write('\x7fELF', 0, 'latin1');
-  elf[4] = 2; elf[5] = 1; elf[6] = 1; elf[16] = 2; elf[18] = 0xb7;
+  elf[4] = 2;
+  elf[5] = 1;
+  elf[6] = 1;
+  elf[16] = 2;
+  elf[18] = 0xb7;
   writeFileSync(helper.path, elf, { mode: 0o755 });
   process.kill(pool.childPids()[0]!, 'SIGKILL');
   // exec(2) gives ENOEXEC; glibc's execvp (which libuv uses) then hands the file to /bin/sh, which fails
@@ -123,7 +141,11 @@ test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor
 
 test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EMFILE", exit 255, nothing left', async (t) => {
   const sock = join(dir, 'm.sock');
-  const result = spawnSync('prlimit', ['--nofile=40:40', process.execPath, CLI, '-n', '-s', sock, '-F', '8', '--', RESPONDER], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+  const result = spawnSync('prlimit', ['--nofile=40:40', process.execPath, CLI, '-n', '-s', sock, '-F', '8', '--', RESPONDER], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    killSignal: 'SIGKILL',
+  });
   t.diagnostic(`exit ${result.status}; ${result.stderr.trim().split('\n').join(' | ')}`);
   assert.equal(result.status, 255);
   assert.match(result.stderr, /^spawn-fcgi-ts: could not start: spawn failed: EMFILE \(too many open files in the supervisor\)$/m);

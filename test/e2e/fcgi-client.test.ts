@@ -15,13 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import {
-  FcgiConnection,
-  FcgiTimeoutError,
-  fcgiGetValues,
-  fcgiRequest,
-  type FcgiTarget,
-} from '../../tools/fcgi/client.js';
+import { FcgiConnection, FcgiTimeoutError, fcgiGetValues, fcgiRequest, type FcgiTarget } from '../../tools/fcgi/client.js';
 import { ProtocolStatus, Role } from '../../tools/fcgi/protocol.js';
 
 const HELLO = fileURLToPath(new URL('../../examples/hello-fcgi.mjs', import.meta.url));
@@ -136,10 +130,7 @@ let dir = '';
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'spawn-fcgi-ts-client-'));
-  await writeFile(
-    join(dir, 'index.php'),
-    `<?php header('X-Test: 1'); echo "pid=".getmypid()."\\n"; echo $_SERVER['QUERY_STRING'];`,
-  );
+  await writeFile(join(dir, 'index.php'), `<?php header('X-Test: 1'); echo "pid=".getmypid()."\\n"; echo $_SERVER['QUERY_STRING'];`);
   await writeFile(join(dir, 'notfound.php'), `<?php http_response_code(404); echo "gone";`);
   await writeFile(
     join(dir, 'echo.php'),
@@ -155,8 +146,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const md5 = async (b: Buffer | string): Promise<string> =>
-  (await import('node:crypto')).createHash('md5').update(b).digest('hex');
+const md5 = async (b: Buffer | string): Promise<string> => (await import('node:crypto')).createHash('md5').update(b).digest('hex');
 
 // ---------------------------------------------------------------- php-cgi, unix socket
 
@@ -304,8 +294,7 @@ describe('php-cgi under spawn-fcgi, TCP', { timeout: TEST_TIMEOUT }, () => {
 
 // ---------------------------------------------------------------- the example app
 
-const helloBody = (pid: number, method: string, uri: string): string =>
-  `Hello from spawn-fcgi-ts example app: pid ${pid}, ${method} ${uri}\n`;
+const helloBody = (pid: number, method: string, uri: string): string => `Hello from spawn-fcgi-ts example app: pid ${pid}, ${method} ${uri}\n`;
 
 describe('examples/hello-fcgi.mjs under spawn-fcgi, unix socket', { timeout: TEST_TIMEOUT }, () => {
   let app: Proc;
@@ -413,9 +402,7 @@ describe('examples/hello-fcgi.mjs under spawn-fcgi, TCP', { timeout: TEST_TIMEOU
     // request is in flight when the app starts stopping.
     const socket = net.createConnection(target as { host: string; port: number });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const { encodeRecord, encodeBeginRequest, encodeParams, encodeStream, RecordReader, RecordType } = await import(
-      '../../tools/fcgi/protocol.js'
-    );
+    const { encodeRecord, encodeBeginRequest, encodeParams, encodeStream, RecordReader, RecordType } = await import('../../tools/fcgi/protocol.js');
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -540,9 +527,6 @@ describe('client errors', { timeout: TEST_TIMEOUT }, () => {
     await assert.rejects(fcgiRequest({ host: '127.0.0.1', port: 70000 }), /port must be .* got 70000/);
     await assert.rejects(fcgiRequest({ path: '' }), /path must be a non-empty string/);
     await assert.rejects(fcgiRequest({ path: '/x' }, { timeoutMs: -1 }), /timeoutMs .* got -1/);
-    await assert.rejects(
-      fcgiRequest({ path: '/x' }, { role: 'filter' as never }),
-      /role must be .* got filter/,
-    );
+    await assert.rejects(fcgiRequest({ path: '/x' }, { role: 'filter' as never }), /role must be .* got filter/);
   });
 });

@@ -58,7 +58,11 @@ function attackerDir(name: string): string {
 function openLogOf(pid: number, nameContains: string): string {
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     let target = '';
-    try { target = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
     if (target.includes(nameContains)) return readFileSync(`/proc/${pid}/fd/${fd}`, 'utf8');
   }
   return '';
@@ -67,7 +71,10 @@ function openLogOf(pid: number, nameContains: string): string {
 async function restartOneChild(pool: RunningPool): Promise<number> {
   const [victim] = pool.childPids();
   process.kill(victim!, 'SIGKILL');
-  await waitFor(() => (pool.childPids().length === 1 && !pool.childPids().includes(victim!) ? true : undefined), { timeoutMs: 10_000, what: 'the child to be replaced' });
+  await waitFor(() => (pool.childPids().length === 1 && !pool.childPids().includes(victim!) ? true : undefined), {
+    timeoutMs: 10_000,
+    what: 'the child to be replaced',
+  });
   return victim!;
 }
 
@@ -92,7 +99,13 @@ test('SIGUSR1 with the log directory removed: the pool keeps serving on the old 
   rmSync(logDir, { recursive: true });
   process.kill(pool.pid, 'SIGUSR1');
   await waitFor(() => pool.stderr().includes('WARNING'), { timeoutMs: 10_000, what: 'a warning on stderr' });
-  assert.match(pool.stderr(), new RegExp(`^spawn-fcgi-ts: WARNING: can't reopen log file '${log}': No such file or directory; still writing to the file opened before \\(the next SIGUSR1 tries again\\)$`, 'm'));
+  assert.match(
+    pool.stderr(),
+    new RegExp(
+      `^spawn-fcgi-ts: WARNING: can't reopen log file '${log}': No such file or directory; still writing to the file opened before \\(the next SIGUSR1 tries again\\)$`,
+      'm',
+    ),
+  );
   assert.equal(pool.exitStatus(), undefined, 'the supervisor is alive');
   assert.match((await pool.request()).body, /pid=/);
   const victim = await restartOneChild(pool);

@@ -25,20 +25,24 @@ function script(name: string, body: string): string {
   return path;
 }
 
-const procStatus = (pid: number, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+const procStatus = (pid: number, field: string): number =>
+  Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 const readChars = (pid: number): number => Number(/^rchar: (\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
 
 /** A supervisor whose stderr goes where the test says, ready once its socket answers. */
 async function startRaw(socket: string, app: string[], stderr: 'ignore' | 'pipe'): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, '-n', '-s', socket, '--', ...app], { stdio: ['ignore', 'ignore', stderr] });
   track(child.pid!);
-  await waitFor(async () => {
-    try {
-      return (await fcgiGet({ path: socket }, {}, { timeoutMs: 2000 })).body.includes('pid=');
-    } catch {
-      return false;
-    }
-  }, { timeoutMs: 20_000, what: 'the pool to serve' });
+  await waitFor(
+    async () => {
+      try {
+        return (await fcgiGet({ path: socket }, {}, { timeoutMs: 2000 })).body.includes('pid=');
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 20_000, what: 'the pool to serve' },
+  );
   return child;
 }
 
@@ -93,7 +97,10 @@ function readSlowly(stream: NodeJS.ReadableStream, pauseMs: number): Promise<str
 
 test('a slow stderr reader: 5,000 child lines all arrive, in order', { timeout: 120_000 }, async () => {
   const socket = join(dir, 'slow.sock');
-  const app = script('lines.sh', `i=0; while [ $i -lt 5000 ]; do echo "line-$i of the child's start-up output, padded to look like a log" >&2; i=$((i+1)); done\nexec "${RESPONDER}"`);
+  const app = script(
+    'lines.sh',
+    `i=0; while [ $i -lt 5000 ]; do echo "line-$i of the child's start-up output, padded to look like a log" >&2; i=$((i+1)); done\nexec "${RESPONDER}"`,
+  );
   const supervisor = await startRaw(socket, [app], 'pipe');
   supervisor.stderr!.pause(); // nobody reads for now: the pipe fills up
   await sleep(1000);
@@ -104,7 +111,11 @@ test('a slow stderr reader: 5,000 child lines all arrive, in order', { timeout: 
   const dropped = [...text.matchAll(/WARNING: (\d+) log lines? dropped: stderr is not keeping up/g)].reduce((sum, m) => sum + Number(m[1]), 0);
   assert.equal(dropped, 0, 'nothing dropped: 5,000 lines fit in the queue');
   assert.equal(numbers.length, 5000, `lines received: ${numbers.length}`);
-  assert.deepEqual(numbers, numbers.slice().sort((a, b) => a - b), 'in order');
+  assert.deepEqual(
+    numbers,
+    numbers.slice().sort((a, b) => a - b),
+    'in order',
+  );
 });
 
 test('a stuck stderr reader: lines beyond the queue are counted and the count is logged', { timeout: 120_000 }, async (t) => {

@@ -14,7 +14,11 @@ before(() => {
 });
 after(() => removePath(dir));
 
-interface Curl { code: number; stdout: string; stderr: string }
+interface Curl {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** curl -fsS as a probe or ExecStartPost runs it; `unixSocket` for the control socket. */
 function curl(url: string, unixSocket?: string): Promise<Curl> {
@@ -44,10 +48,18 @@ test('/healthz and /readyz answer curl -fsS over TCP and on the control socket; 
 
   writeFileSync(broken, '');
   process.kill(pool.childPids()[1]!, 'SIGKILL');
-  const notReady = await waitFor(async () => { const r = await tcp('/readyz'); return r.code !== 0 ? r : undefined; }, { timeoutMs: 15_000, what: 'readyz to fail' });
+  const notReady = await waitFor(
+    async () => {
+      const r = await tcp('/readyz');
+      return r.code !== 0 ? r : undefined;
+    },
+    { timeoutMs: 15_000, what: 'readyz to fail' },
+  );
   assert.equal(notReady.code, 22, 'curl -f: HTTP error');
   assert.match(notReady.stderr, /error: 503/);
-  const body = await new Promise<string>((resolve) => execFile('curl', ['-sS', '--unix-socket', control, 'http://localhost/readyz'], { encoding: 'utf8' }, (_e, out) => resolve(out)));
+  const body = await new Promise<string>((resolve) =>
+    execFile('curl', ['-sS', '--unix-socket', control, 'http://localhost/readyz'], { encoding: 'utf8' }, (_e, out) => resolve(out)),
+  );
   assert.match(body, /^not ready: 1 of 2 children running, slot 1 (backing off|starting)( \(exit code 1\))?\n$/);
   assert.equal((await tcp('/healthz')).code, 0, 'the supervisor is still alive and supervising');
 
@@ -64,12 +76,15 @@ test('/healthz is 503 while the supervisor is stopping', async () => {
   const pool = await startPool(['-s', socket, '--kill-timeout', '60s', '--', stubborn]);
   assert.equal((await curl('http://localhost/healthz', `${socket}.control`)).code, 0);
   process.kill(pool.pid, 'SIGTERM');
-  const answer = await waitFor(async () => {
-    const r = await curl('http://localhost/healthz', `${socket}.control`);
-    return r.code !== 0 ? r : undefined;
-  }, { what: 'healthz to fail while stopping' });
+  const answer = await waitFor(
+    async () => {
+      const r = await curl('http://localhost/healthz', `${socket}.control`);
+      return r.code !== 0 ? r : undefined;
+    },
+    { what: 'healthz to fail while stopping' },
+  );
   assert.match(answer.stderr, /error: 503/);
-  await pool.stop('SIGTERM');  // a second SIGTERM kills the children now
+  await pool.stop('SIGTERM'); // a second SIGTERM kills the children now
 });
 
 test('details stay off the metrics listener unless --status-page; a unix metrics socket is 0600 whatever the umask', async () => {
@@ -103,7 +118,9 @@ test('many idle connections to the metrics and control listeners: capped, timed 
   const open = (options: { port: number; host: string } | { path: string }) => {
     const s = connect(options as never);
     s.on('error', () => undefined);
-    s.on('close', () => { closed++; });
+    s.on('close', () => {
+      closed++;
+    });
     idle.push(s);
   };
   for (let i = 0; i < 300; i++) open({ host: '127.0.0.1', port });

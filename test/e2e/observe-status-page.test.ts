@@ -26,13 +26,27 @@ function chromium(args: string[], url: string): Promise<string> {
   });
 }
 
-interface Row { slot: number; pid: number | null; state: string; restarts: number; rss: string; lastExit: string }
+interface Row {
+  slot: number;
+  pid: number | null;
+  state: string;
+  restarts: number;
+  rss: string;
+  lastExit: string;
+}
 
 /** The table as the browser built it (from --dump-dom), read back through the cells' data-field attributes. */
 function rowsOf(dom: string): Row[] {
   return [...dom.matchAll(/<tr class="[^"]*">(.*?)<\/tr>/g)].map((m) => {
     const cell = (field: string) => new RegExp(`data-field="${field}"[^>]*>([^<]*)<`).exec(m[1]!)?.[1] ?? '';
-    return { slot: Number(cell('slot')), pid: cell('pid') === '-' ? null : Number(cell('pid')), state: cell('state'), restarts: Number(cell('restarts')), rss: cell('rss'), lastExit: cell('last-exit') };
+    return {
+      slot: Number(cell('slot')),
+      pid: cell('pid') === '-' ? null : Number(cell('pid')),
+      state: cell('state'),
+      restarts: Number(cell('restarts')),
+      rss: cell('rss'),
+      lastExit: cell('last-exit'),
+    };
   });
 }
 
@@ -51,10 +65,17 @@ test('the status page in headless Chromium shows the numbers `status --json` giv
 
   const json = await runCli(['status', '-p', String(port), '-a', '127.0.0.1', '--json']);
   assert.equal(json.code, 0, json.stderr);
-  const status = JSON.parse(json.stdout) as { supervisorPid: number; restarts: number; slots: { slot: number; pid: number; state: string; restarts: number; rssBytes: number }[] };
+  const status = JSON.parse(json.stdout) as {
+    supervisorPid: number;
+    restarts: number;
+    slots: { slot: number; pid: number; state: string; restarts: number; rssBytes: number }[];
+  };
   const dom = await chromium(['--dump-dom'], url);
   const rows = rowsOf(dom);
-  assert.deepEqual(rows.map((r) => [r.slot, r.pid, r.state, r.restarts]), status.slots.map((s) => [s.slot, s.pid, s.state, s.restarts]));
+  assert.deepEqual(
+    rows.map((r) => [r.slot, r.pid, r.state, r.restarts]),
+    status.slots.map((s) => [s.slot, s.pid, s.state, s.restarts]),
+  );
   for (const row of rows) assert.match(row.rss, /^\d+(\.\d)? (KiB|MiB)$/);
   assert.equal(rows.find((r) => r.restarts === 1)?.lastExit.startsWith('signal SIGKILL'), true);
   assert.match(dom, new RegExp(`data-field="supervisor-pid">${status.supervisorPid}<`));
@@ -73,6 +94,9 @@ test('the status page in headless Chromium shows the numbers `status --json` giv
   // SFTS_SCREENSHOT=docs/status-page.png refreshes the picture in the docs.
   if (process.env.SFTS_SCREENSHOT !== undefined) copyFileSync(screenshot, process.env.SFTS_SCREENSHOT);
   const degraded = rowsOf(await chromium(['--dump-dom'], url));
-  assert.ok(degraded.some((r) => r.state === 'backing off' || r.state === 'starting'), JSON.stringify(degraded));
+  assert.ok(
+    degraded.some((r) => r.state === 'backing off' || r.state === 'starting'),
+    JSON.stringify(degraded),
+  );
   await pool.stop();
 });

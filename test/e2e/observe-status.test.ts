@@ -17,9 +17,10 @@ after(() => removePath(dir));
 
 /** A process that is not ours to ask: started here, tracked, its PID returned. */
 function startStranger(command: string, args: string[], user?: string): number {
-  const child = user === undefined
-    ? spawn(command, args, { stdio: 'ignore' })
-    : spawn('setpriv', [`--reuid=${user}`, '--regid=nogroup', '--clear-groups', command, ...args], { stdio: 'ignore' });
+  const child =
+    user === undefined
+      ? spawn(command, args, { stdio: 'ignore' })
+      : spawn('setpriv', [`--reuid=${user}`, '--regid=nogroup', '--clear-groups', command, ...args], { stdio: 'ignore' });
   track(child.pid!);
   return child.pid!;
 }
@@ -64,7 +65,12 @@ test('status exit codes follow LSB: 0 running, 150 degraded, 1 dead with a PID f
     ['running, by socket', ['-s', join(dir, 'ok.sock')], 0, /^$/],
     ['degraded: a slot crash-looping', ['-P', degradedPid], 150, /^$/],
     ['dead, PID file left', ['-P', stale], 1, /not running, but the PID file .* exists/],
-    ['dead, PID reused, control socket left', ['-P', reused], 1, new RegExp(`not running, but the PID file .* exists \\(stale; PID ${sleeper} is another process now\\)`)],
+    [
+      'dead, PID reused, control socket left',
+      ['-P', reused],
+      1,
+      new RegExp(`not running, but the PID file .* exists \\(stale; PID ${sleeper} is another process now\\)`),
+    ],
     ['not running: no PID file', ['-P', join(dir, 'none.pid')], 3, /not running: no PID file/],
     ['not running: no socket', ['-s', join(dir, 'none.sock')], 3, /no pool answers on .*none\.sock\.control/],
     ['unknown: PID file without a PID', ['-P', garbage], 4, /cannot read a PID from/],
@@ -94,13 +100,22 @@ test('status -P never reads the command line or config of the process in the PID
   execFileSync('mkfifo', [fifo]);
   // Processes of another user whose command lines look like a supervisor's with --config.
   for (const config of [secret, fifo]) {
-    const stranger = startStranger(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', '/usr/lib/node_modules/spawn-fcgi-ts/dist/cli.mjs', '--config', config], 'nobody');
+    const stranger = startStranger(
+      process.execPath,
+      ['-e', 'setTimeout(() => {}, 600000)', '/usr/lib/node_modules/spawn-fcgi-ts/dist/cli.mjs', '--config', config],
+      'nobody',
+    );
     await waitFor(() => !isGone(stranger), { what: 'the stranger to run' });
     const pidFile = join(dir, `stranger-${stranger}.pid`);
     writeFileSync(pidFile, `${stranger}\n`);
     const result = await runCli(['status', '-P', pidFile], { timeoutMs: 15_000 });
     assert.equal(result.code, 4, result.stderr);
-    assert.match(result.stderr, new RegExp(`^spawn-fcgi-ts: process ${stranger} of '.*' is not a spawn-fcgi-ts supervisor that answers: no pool answers on .*\\.control: no such socket\\n$`));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^spawn-fcgi-ts: process ${stranger} of '.*' is not a spawn-fcgi-ts supervisor that answers: no pool answers on .*\\.control: no such socket\\n$`,
+      ),
+    );
     assert.doesNotMatch(result.stdout + result.stderr, /TOPSECRET/);
     signalIfAlive(stranger);
   }
@@ -111,7 +126,16 @@ test('a control socket squatted by another user is refused by status, and the su
   mkdirSync(shared);
   chmodSync(shared, 0o1777);
   const socket = join(shared, 'x.sock');
-  const answer = JSON.stringify({ supervisorPid: 1, socket: '\x1b[2J\x1b]0;pwned\x07', startedAt: 0, now: 0, children: 0, restarts: 0, listenQueue: null, slots: [] });
+  const answer = JSON.stringify({
+    supervisorPid: 1,
+    socket: '\x1b[2J\x1b]0;pwned\x07',
+    startedAt: 0,
+    now: 0,
+    children: 0,
+    restarts: 0,
+    listenQueue: null,
+    slots: [],
+  });
   const squatter = await startFakeControl(shared, `${socket}.control`, answer, { user: 'nobody' });
 
   const refused = await runCli(['status', '-s', socket]);
@@ -127,8 +151,31 @@ test('a control socket squatted by another user is refused by status, and the su
 });
 
 test('a trusted control socket with a bad answer: one line, exit 4; control characters never reach the output', async () => {
-  const valid = { supervisorPid: 4242, socket: '/x\x1b[31m.sock', startedAt: 1, now: 2, configured: 1, stopping: false, children: 1, restarts: 0, listenQueue: null,
-    slots: [{ slot: 0, pid: 4243, state: 'running', startedAt: 1, restarts: 1, failures: 0, lastExit: { code: 1, signal: null, at: 1, reason: 'exit\r\n\x1b]0;owned\x07 \u009b2J' }, cpuPercent: null, cpuSeconds: null, rssBytes: null }] };
+  const valid = {
+    supervisorPid: 4242,
+    socket: '/x\x1b[31m.sock',
+    startedAt: 1,
+    now: 2,
+    configured: 1,
+    stopping: false,
+    children: 1,
+    restarts: 0,
+    listenQueue: null,
+    slots: [
+      {
+        slot: 0,
+        pid: 4243,
+        state: 'running',
+        startedAt: 1,
+        restarts: 1,
+        failures: 0,
+        lastExit: { code: 1, signal: null, at: 1, reason: 'exit\r\n\x1b]0;owned\x07 \u009b2J' },
+        cpuPercent: null,
+        cpuSeconds: null,
+        rssBytes: null,
+      },
+    ],
+  };
   const cases: [string, string, number, RegExp][] = [
     ['not JSON', '<html>hi</html>', 200, /gave a bad answer: the answer is not JSON$/],
     ['slots not a list', '{"slots":"x"}', 200, /gave a bad answer: 'slots' is not a list$/],

@@ -13,7 +13,16 @@ before(() => {
 });
 after(() => removePath(dir));
 
-interface JsonLine { time: string; level: string; event: string; slot?: number; pid?: number; msg?: string; stream?: string; line?: string }
+interface JsonLine {
+  time: string;
+  level: string;
+  event: string;
+  slot?: number;
+  pid?: number;
+  msg?: string;
+  stream?: string;
+  line?: string;
+}
 
 test('--log-format json: every stderr line is one JSON object; children output carries slot and pid', async () => {
   const pool = await startPool(['-s', join(dir, 'json.sock'), '-F', '2', '--log-format', 'json', '--', CHATTY, RESPONDER]);
@@ -22,7 +31,11 @@ test('--log-format json: every stderr line is one JSON object; children output c
   process.kill(pids[0]!, 'SIGKILL');
   await waitFor(() => pool.stderr().includes('"event":"spawn"'), { timeoutMs: 30_000, what: 'the restart to be logged' });
   await pool.stop();
-  const lines = pool.stderr().trim().split('\n').map((l) => JSON.parse(l) as JsonLine);
+  const lines = pool
+    .stderr()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as JsonLine);
   for (const line of lines) {
     assert.ok(!Number.isNaN(Date.parse(line.time)), `time in ${JSON.stringify(line)}`);
     assert.match(line.level, /^(info|warn|error)$/);
@@ -67,7 +80,16 @@ test('--log-file writes there; SIGUSR1 reopens it after logrotate moved it, losi
   await new Promise((resolve) => setTimeout(resolve, 200));
   const before = pool.childPids();
   for (const pid of before) process.kill(pid, 'SIGKILL');
-  await waitFor(() => { try { return (readFileSync(log, 'utf8').match(/child spawned: PID/g) ?? []).length === 2; } catch { return false; } }, { timeoutMs: 30_000, what: 'restarts logged in the new file' });
+  await waitFor(
+    () => {
+      try {
+        return (readFileSync(log, 'utf8').match(/child spawned: PID/g) ?? []).length === 2;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 30_000, what: 'restarts logged in the new file' },
+  );
   await pool.stop();
   const rotated = readFileSync(`${log}.1`, 'utf8');
   const current = readFileSync(log, 'utf8');

@@ -12,7 +12,9 @@ before(() => {
 });
 after(() => removePath(dir));
 
-interface Status { slots: { pid: number; restarts: number; lastExit: { reason: string } | null }[] }
+interface Status {
+  slots: { pid: number; restarts: number; lastExit: { reason: string } | null }[];
+}
 const status = async (socket: string) => JSON.parse((await runCli(['status', '-s', socket, '--json'])).stdout) as Status;
 
 test('--max-rss recycles a child that grew past the limit: the replacement starts first, the old one gets the kill signal', async () => {
@@ -43,7 +45,10 @@ test('--max-age recycles every child after about that long, not all at the same 
   const socket = join(dir, 'age.sock');
   const pool = await startPool(['-s', socket, '-F', '2', '--max-age', '1s', '--', RESPONDER]);
   const first = pool.childPids();
-  await waitFor(() => pool.childPids().length === 2 && pool.childPids().every((pid) => !first.includes(pid)), { timeoutMs: 20_000, what: 'both children to be recycled' });
+  await waitFor(() => pool.childPids().length === 2 && pool.childPids().every((pid) => !first.includes(pid)), {
+    timeoutMs: 20_000,
+    what: 'both children to be recycled',
+  });
   const slots = (await status(socket)).slots;
   for (const slot of slots) assert.match(slot.lastExit?.reason ?? '', /^recycled: max age 1000 ms/);
   // Requests keep being answered across the recycling.

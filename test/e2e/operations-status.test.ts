@@ -19,9 +19,13 @@ function httpGet(url: string): Promise<{ status: number; type: string; body: str
     request(url, (response) => {
       let body = '';
       response.setEncoding('utf8');
-      response.on('data', (chunk: string) => { body += chunk; });
+      response.on('data', (chunk: string) => {
+        body += chunk;
+      });
       response.on('end', () => resolve({ status: response.statusCode ?? 0, type: String(response.headers['content-type']), body }));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -49,7 +53,12 @@ test('status prints one table with the real PIDs; --json the same data; restarts
   await waitFor(() => pool.childPids().length === 3 && !pool.childPids().includes(pids[1]!), { timeoutMs: 30_000, what: 'the killed child to be replaced' });
   const json = await runCli(['status', '-s', socket, '--json']);
   assert.equal(json.code, 0, json.stderr);
-  const status = JSON.parse(json.stdout) as { supervisorPid: number; children: number; restarts: number; slots: { slot: number; pid: number; state: string; restarts: number; rssBytes: number; lastExit: { signal: string | null; reason: string } | null }[] };
+  const status = JSON.parse(json.stdout) as {
+    supervisorPid: number;
+    children: number;
+    restarts: number;
+    slots: { slot: number; pid: number; state: string; restarts: number; rssBytes: number; lastExit: { signal: string | null; reason: string } | null }[];
+  };
   assert.equal(status.supervisorPid, pool.pid);
   assert.equal(status.children, 3);
   assert.equal(status.restarts, 1);
@@ -78,9 +87,18 @@ test('--metrics serves OpenMetrics that the reference parser accepts, with per-s
   assert.equal(families.get('spawn_fcgi_ts_listen_queue')?.samples[0]?.value, 0);
   assert.equal(families.get('spawn_fcgi_ts_children_configured')?.samples[0]?.value, 2);
   const rss = families.get('spawn_fcgi_ts_child_rss_bytes')!;
-  assert.deepEqual(rss.samples.map((s) => s.labels), [{ slot: '0' }, { slot: '1' }]);
+  assert.deepEqual(
+    rss.samples.map((s) => s.labels),
+    [{ slot: '0' }, { slot: '1' }],
+  );
   for (const sample of rss.samples) assert.ok(sample.value > 0);
-  assert.deepEqual(families.get('spawn_fcgi_ts_child_pid')!.samples.map((s) => s.value).sort(), pool.childPids().sort());
+  assert.deepEqual(
+    families
+      .get('spawn_fcgi_ts_child_pid')!
+      .samples.map((s) => s.value)
+      .sort(),
+    pool.childPids().sort(),
+  );
   assert.equal(families.get('spawn_fcgi_ts_child_cpu_seconds')?.type, 'counter');
   assert.equal((await httpGet(`http://127.0.0.1:${metricsPort}/nothing`)).status, 404);
   // The detailed status (PIDs, paths, exit reasons) stays off the TCP listener without --status-page.

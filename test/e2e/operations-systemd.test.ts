@@ -14,17 +14,30 @@ before(() => {
 });
 after(() => removePath(dir));
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child.pid!);
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { untrack(child.pid!); resolve(code); }));
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      untrack(child.pid!);
+      resolve(code);
+    }),
+  );
   return { child, output: () => output, exited };
 }
 
-test('socket activation: the passed socket becomes every child\'s fd 0, LISTEN_* never reach them, the socket file stays', async () => {
+test("socket activation: the passed socket becomes every child's fd 0, LISTEN_* never reach them, the socket file stays", async () => {
   const socket = join(dir, 'activated.sock');
   const activator = run('systemd-socket-activate', ['-l', socket, '--fdname=fcgi', '-E', 'PATH', process.execPath, CLI, '-n', '-F', '2', '--', RESPONDER]);
   await waitFor(() => existsSync(socket), { timeoutMs: 20_000, what: 'systemd-socket-activate to listen' });
@@ -39,17 +52,32 @@ test('socket activation: the passed socket becomes every child\'s fd 0, LISTEN_*
   const passed = readlinkSync(`/proc/${supervisor}/fd/3`);
   assert.match(passed, /^socket:\[\d+\]$/);
   for (const pid of children) assert.equal(readlinkSync(`/proc/${pid}/fd/0`), passed);
-  assert.deepEqual(first.envNames.filter((n) => /^(LISTEN_|NOTIFY_SOCKET)/.test(n)), []);
+  assert.deepEqual(
+    first.envNames.filter((n) => /^(LISTEN_|NOTIFY_SOCKET)/.test(n)),
+    [],
+  );
   process.kill(supervisor, 'SIGTERM');
   assert.equal(await activator.exited, 0);
-  assert.ok(existsSync(socket), 'a passed socket is systemd\'s: never removed');
+  assert.ok(existsSync(socket), "a passed socket is systemd's: never removed");
   for (const pid of children) assert.ok(isGone(pid));
   removePath(socket);
 });
 
 test('socket activation with a -s that names another socket is refused', async () => {
   const socket = join(dir, 'other.sock');
-  const activator = run('systemd-socket-activate', ['-l', socket, '-E', 'PATH', process.execPath, CLI, '-n', '-s', join(dir, 'not-this.sock'), '--', RESPONDER]);
+  const activator = run('systemd-socket-activate', [
+    '-l',
+    socket,
+    '-E',
+    'PATH',
+    process.execPath,
+    CLI,
+    '-n',
+    '-s',
+    join(dir, 'not-this.sock'),
+    '--',
+    RESPONDER,
+  ]);
   await waitFor(() => existsSync(socket), { timeoutMs: 20_000 });
   await fcgiGet({ path: socket }, {}, { timeoutMs: 20_000 }).catch(() => undefined);
   assert.equal(await activator.exited, 255);
@@ -89,7 +117,13 @@ print(data.decode("latin-1"))`;
 async function notifications(path: string) {
   const listener = run('/usr/bin/python3', [LISTENER, path]);
   await waitFor(() => listener.output().includes('listening'), { timeoutMs: 20_000, what: 'the notify listener' });
-  const messages = () => listener.output().trim().split('\n').slice(1).map((l) => JSON.parse(l) as { message: string; pid: number | null });
+  const messages = () =>
+    listener
+      .output()
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => JSON.parse(l) as { message: string; pid: number | null });
   return { listener, messages };
 }
 
@@ -103,7 +137,7 @@ for (const abstract of [false, true]) {
     await waitFor(() => messages().some((m) => m.message.startsWith('READY=1')), { timeoutMs: 20_000, what: 'READY=1' });
     const ready = messages().find((m) => m.message.startsWith('READY=1'))!;
     assert.match(ready.message, /^READY=1\nSTATUS=2 children serving on .*notified\.sock$/);
-    assert.equal(ready.pid, pool.pid, 'the datagram carries the supervisor\'s pid (NotifyAccess=main accepts it)');
+    assert.equal(ready.pid, pool.pid, "the datagram carries the supervisor's pid (NotifyAccess=main accepts it)");
     // Pings keep coming (wait for four), and never faster than every WATCHDOG_USEC/2 = 150 ms: at most one
     // at once and one per 150 ms since before the start (a busy machine only makes them fewer).
     const pingCount = () => messages().filter((m) => m.message === 'WATCHDOG=1').length;
@@ -119,7 +153,9 @@ for (const abstract of [false, true]) {
     assert.ok(pool.childPids().every((pid) => !before.includes(pid)));
     assert.equal((await pool.stop()).code, 0);
     await waitFor(() => messages().some((m) => m.message.startsWith('STOPPING=1')), { timeoutMs: 20_000, what: 'STOPPING=1' });
-    const order = messages().map((m) => m.message.split('\n')[0]!.split('=')[0]).filter((n) => n !== 'WATCHDOG');
+    const order = messages()
+      .map((m) => m.message.split('\n')[0]!.split('=')[0])
+      .filter((n) => n !== 'WATCHDOG');
     assert.deepEqual(order, ['READY', 'RELOADING', 'READY', 'STOPPING']);
     assert.match(messages().find((m) => m.message.startsWith('RELOADING=1'))!.message, /MONOTONIC_USEC=\d+/);
     listener.child.kill('SIGTERM');

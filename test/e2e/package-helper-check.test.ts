@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binaryProblem, nativeBinaryPath } from '../../src/helper-binary.js';
+import { binaryProblem, nativeBinaryPath } from '../../src/child/helper-binary.js';
 import { RESPONDER, requireBuild, runCli } from '../helpers/pool.js';
 import { removePath, tmpDir } from '../helpers/proc.js';
 
@@ -31,53 +31,77 @@ after(() => removePath(dir));
 /** Every way a helper file can fail to run here, as [name, path maker, expected "is ..." text]. */
 function brokenHelpers(): Array<[string, () => string, string]> {
   return [
-    ['a build for the other architecture', () => {
-      if (!existsSync(OTHER_HELPER)) {
-        // No cross compiler here: fake one by patching e_machine of the host build.
-        const fake = join(dir, 'other-arch');
-        const bytes = readFileSync(HOST_HELPER);
-        bytes.writeUInt16LE(OTHER_ARCH === 'arm64' ? 183 : 62, 18);
-        writeFileSync(fake, bytes, { mode: 0o755 });
-        return fake;
-      }
-      return OTHER_HELPER;
-    }, `an ELF executable for ${OTHER_ARCH}, not ${process.arch}`],
-    ['a shell script with garbage', () => {
-      const path = join(dir, 'script');
-      writeFileSync(path, '#!/bin/sh\n"unterminated\n', { mode: 0o755 });
-      return path;
-    }, 'a script, not a native program'],
-    ['a truncated ELF file', () => {
-      const path = join(dir, 'truncated');
-      writeFileSync(path, readFileSync(HOST_HELPER).subarray(0, 10), { mode: 0o755 });
-      return path;
-    }, 'a truncated ELF file'],
-    ['random bytes', () => {
-      const path = join(dir, 'garbage');
-      writeFileSync(path, Buffer.from('this is not a program at all\n'), { mode: 0o755 });
-      return path;
-    }, 'not an ELF executable'],
+    [
+      'a build for the other architecture',
+      () => {
+        if (!existsSync(OTHER_HELPER)) {
+          // No cross compiler here: fake one by patching e_machine of the host build.
+          const fake = join(dir, 'other-arch');
+          const bytes = readFileSync(HOST_HELPER);
+          bytes.writeUInt16LE(OTHER_ARCH === 'arm64' ? 183 : 62, 18);
+          writeFileSync(fake, bytes, { mode: 0o755 });
+          return fake;
+        }
+        return OTHER_HELPER;
+      },
+      `an ELF executable for ${OTHER_ARCH}, not ${process.arch}`,
+    ],
+    [
+      'a shell script with garbage',
+      () => {
+        const path = join(dir, 'script');
+        writeFileSync(path, '#!/bin/sh\n"unterminated\n', { mode: 0o755 });
+        return path;
+      },
+      'a script, not a native program',
+    ],
+    [
+      'a truncated ELF file',
+      () => {
+        const path = join(dir, 'truncated');
+        writeFileSync(path, readFileSync(HOST_HELPER).subarray(0, 10), { mode: 0o755 });
+        return path;
+      },
+      'a truncated ELF file',
+    ],
+    [
+      'random bytes',
+      () => {
+        const path = join(dir, 'garbage');
+        writeFileSync(path, Buffer.from('this is not a program at all\n'), { mode: 0o755 });
+        return path;
+      },
+      'not an ELF executable',
+    ],
     ['a missing file', () => join(dir, 'nothing-here'), 'missing'],
-    ['a file without execute permission', () => {
-      const path = join(dir, 'not-executable');
-      copyFileSync(HOST_HELPER, path);
-      chmodSync(path, 0o644);
-      return path;
-    }, 'not executable'],
-    ['a dynamic build whose ELF interpreter is absent (a glibc build on musl)', () => {
-      const path = join(dir, 'dynamic');
-      const source = join(dir, 'dynamic.c');
-      writeFileSync(source, 'int main(void) { return 0; }\n');
-      execFileSync('cc', ['-o', path, source]);
-      // Point PT_INTERP at a loader that does not exist, as on a musl system running a glibc build.
-      const bytes = readFileSync(path);
-      const at = Math.max(bytes.indexOf('/lib64/ld-linux-x86-64.so.2'), bytes.indexOf('/lib/ld-linux-aarch64.so.1'));
-      assert.ok(at > 0, 'no glibc ELF interpreter path found in a dynamic build');
-      bytes.write('/nonexistent-ld.so', at, 'latin1');
-      bytes[at + '/nonexistent-ld.so'.length] = 0;
-      writeFileSync(path, bytes, { mode: 0o755 });
-      return path;
-    }, 'dynamically linked against /nonexistent-ld.so, which this system lacks'],
+    [
+      'a file without execute permission',
+      () => {
+        const path = join(dir, 'not-executable');
+        copyFileSync(HOST_HELPER, path);
+        chmodSync(path, 0o644);
+        return path;
+      },
+      'not executable',
+    ],
+    [
+      'a dynamic build whose ELF interpreter is absent (a glibc build on musl)',
+      () => {
+        const path = join(dir, 'dynamic');
+        const source = join(dir, 'dynamic.c');
+        writeFileSync(source, 'int main(void) { return 0; }\n');
+        execFileSync('cc', ['-o', path, source]);
+        // Point PT_INTERP at a loader that does not exist, as on a musl system running a glibc build.
+        const bytes = readFileSync(path);
+        const at = Math.max(bytes.indexOf('/lib64/ld-linux-x86-64.so.2'), bytes.indexOf('/lib/ld-linux-aarch64.so.1'));
+        assert.ok(at > 0, 'no glibc ELF interpreter path found in a dynamic build');
+        bytes.write('/nonexistent-ld.so', at, 'latin1');
+        bytes[at + '/nonexistent-ld.so'.length] = 0;
+        writeFileSync(path, bytes, { mode: 0o755 });
+        return path;
+      },
+      'dynamically linked against /nonexistent-ld.so, which this system lacks',
+    ],
   ];
 }
 
@@ -110,7 +134,9 @@ describe('the shipped helpers', () => {
       assert.doesNotMatch(header, /INTERP|Requesting program interpreter/, `${path} must be linked statically`);
     });
 
-    test(`${name} for ${OTHER_ARCH} is a static ELF executable for ${OTHER_ARCH}`, { skip: !hasCommand(CROSS_CC) && !existsSync(nativeBinaryPath(name, OTHER_ARCH)) ? `no ${CROSS_CC}` : false }, () => {
+    test(`${name} for ${OTHER_ARCH} is a static ELF executable for ${OTHER_ARCH}`, {
+      skip: !hasCommand(CROSS_CC) && !existsSync(nativeBinaryPath(name, OTHER_ARCH)) ? `no ${CROSS_CC}` : false,
+    }, () => {
       const path = nativeBinaryPath(name, OTHER_ARCH);
       assert.equal(binaryProblem(path, OTHER_ARCH), undefined);
       const header = execFileSync('readelf', ['-lh', path], { encoding: 'utf8' });
@@ -130,12 +156,16 @@ describe('the shipped helpers', () => {
     assert.equal(run.status, 111);
   });
 
-  test('the arm64 helper runs under qemu-user', { skip: process.arch !== 'x64' || !hasCommand('qemu-aarch64') ? 'needs x64 and qemu-aarch64 (apt-get install qemu-user)' : false }, () => {
+  test('the arm64 helper runs under qemu-user', {
+    skip: process.arch !== 'x64' || !hasCommand('qemu-aarch64') ? 'needs x64 and qemu-aarch64 (apt-get install qemu-user)' : false,
+  }, () => {
     // Its usage error: parsed its argv, wrote one line, exited 111: a working static aarch64 program.
     const run = spawnSync('qemu-aarch64', [nativeBinaryPath('spawn-fcgi-ts-helper', 'arm64'), '--groups', '1,2', '--gid', '2'], { encoding: 'utf8' });
     assert.equal(run.status, 111, run.stderr);
     assert.match(run.stderr, /^usage: spawn-fcgi-ts-helper \[/);
-    const parsed = spawnSync('qemu-aarch64', [nativeBinaryPath('spawn-fcgi-ts-helper', 'arm64'), '--groups', 'x', '--gid', '2', '--', '/bin/true'], { encoding: 'utf8' });
+    const parsed = spawnSync('qemu-aarch64', [nativeBinaryPath('spawn-fcgi-ts-helper', 'arm64'), '--groups', 'x', '--gid', '2', '--', '/bin/true'], {
+      encoding: 'utf8',
+    });
     assert.equal(parsed.stderr, "usage: invalid --groups 'x'\n");
   });
 });

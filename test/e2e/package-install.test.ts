@@ -25,10 +25,18 @@ let installed = '';
 let command = '';
 
 function npm(args: string[], cwd = work): string {
-  return execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' } });
+  return execFileSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
+  });
 }
 
-interface Run extends Exit { stdout: string; stderr: string }
+interface Run extends Exit {
+  stdout: string;
+  stderr: string;
+}
 
 /** Run the installed command to completion (a bounded wait: it is killed after `timeoutMs`). */
 async function run(args: string[], env: NodeJS.ProcessEnv = process.env, argv0 = command, timeoutMs = 20_000): Promise<Run> {
@@ -50,7 +58,10 @@ before(() => {
   work = tmpDir('sfts-package');
   chmodSync(work, 0o755); // the read-only test runs the install as nobody
   // The build (npm test builds first) is what prepack would make: pack it as it is.
-  const packed = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const packed = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)) as Array<{
+    filename: string;
+    files: Array<{ path: string }>;
+  }>;
   tarball = join(work, packed[0]!.filename);
   prefix = join(work, 'prefix');
   npm(['install', '--global', '--offline', '--ignore-scripts', '--no-audit', '--prefix', prefix, tarball]);
@@ -61,15 +72,32 @@ after(() => removePath(work));
 
 describe('the tarball', () => {
   test('holds the run-time files only', () => {
-    const files = (JSON.parse(npm(['pack', '--dry-run', '--ignore-scripts', '--json'], ROOT)) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
-    for (const needed of ['dist/cli.mjs', 'dist/main.cjs', 'dist/THIRD-PARTY-NOTICES', 'LICENSE', 'README.md', 'man/spawn-fcgi-ts.1',
-      `build/${process.arch}/spawn-fcgi-ts-helper`, `build/${process.arch}/spawn-fcgi-ts-notify`,
-      'scripts/spawn-php.sh', 'scripts/init.d/spawn-fcgi-ts', 'scripts/systemd/spawn-fcgi-ts@.service', 'examples/hello-fcgi.mjs',
-      'src/native/helper.c', 'scripts/build-helper.sh']) {
+    const files = (JSON.parse(npm(['pack', '--dry-run', '--ignore-scripts', '--json'], ROOT)) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map(
+      (f) => f.path,
+    );
+    for (const needed of [
+      'dist/cli.mjs',
+      'dist/main.cjs',
+      'dist/THIRD-PARTY-NOTICES',
+      'LICENSE',
+      'README.md',
+      'man/spawn-fcgi-ts.1',
+      `build/${process.arch}/spawn-fcgi-ts-helper`,
+      `build/${process.arch}/spawn-fcgi-ts-notify`,
+      'scripts/spawn-php.sh',
+      'scripts/init.d/spawn-fcgi-ts',
+      'scripts/systemd/spawn-fcgi-ts@.service',
+      'examples/hello-fcgi.mjs',
+      'src/native/helper.c',
+      'scripts/build-helper.sh',
+    ]) {
       assert.ok(files.includes(needed), `${needed} missing from the tarball`);
     }
-    if (CROSS_BUILT || hasCommand('aarch64-linux-gnu-gcc')) assert.ok(files.includes(`build/${OTHER_ARCH}/spawn-fcgi-ts-helper`), `build/${OTHER_ARCH} missing`);
-    const unwanted = files.filter((path) => /^test\/|^bench|^scripts\/(bench|test\.sh|build\.mjs|demo\.mjs)|^src\/(?!native\/)|static-responder|\.ts$|^build\/spawn-fcgi-ts-/.test(path));
+    if (CROSS_BUILT || hasCommand('aarch64-linux-gnu-gcc'))
+      assert.ok(files.includes(`build/${OTHER_ARCH}/spawn-fcgi-ts-helper`), `build/${OTHER_ARCH} missing`);
+    const unwanted = files.filter((path) =>
+      /^test\/|^bench|^scripts\/(bench|test\.sh|build\.mjs|demo\.mjs)|^src\/(?!native\/)|static-responder|\.ts$|^build\/spawn-fcgi-ts-/.test(path),
+    );
     assert.deepEqual(unwanted, []);
   });
 
@@ -99,7 +127,10 @@ describe('the installed command', () => {
     // npm links the page into the prefix; man -w shows the link's target.
     assert.equal(realpathSync(where), realpathSync(join(prefix, 'share', 'man', 'man1', 'spawn-fcgi-ts.1')));
     assert.ok(where.startsWith(`${prefix}/`), where);
-    const page = execFileSync('man', ['-M', join(prefix, 'share', 'man'), '-P', 'cat', 'spawn-fcgi-ts'], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '80' } });
+    const page = execFileSync('man', ['-M', join(prefix, 'share', 'man'), '-P', 'cat', 'spawn-fcgi-ts'], {
+      encoding: 'utf8',
+      env: { ...process.env, MANWIDTH: '80' },
+    });
     assert.match(page, /spawn-fcgi-ts/);
   });
 
@@ -119,13 +150,19 @@ describe('the installed command', () => {
     assert.equal(status.code, 0, status.stderr);
     const slots = (JSON.parse(status.stdout) as { slots: Array<{ rssBytes: number | null }> }).slots;
     assert.equal(slots.length, 2);
-    assert.ok(slots.every((slot) => typeof slot.rssBytes === 'number' && slot.rssBytes > 0), status.stdout);
+    assert.ok(
+      slots.every((slot) => typeof slot.rssBytes === 'number' && slot.rssBytes > 0),
+      status.stdout,
+    );
     process.kill(child.pid!, 'SIGTERM');
     assert.deepEqual(await exited, { code: 0, signal: null });
     untrack(child.pid!);
   });
 
-  test('a read-only install run by another user starts without errors (code cache not writable)', { timeout: 30_000, skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+  test('a read-only install run by another user starts without errors (code cache not writable)', {
+    timeout: 30_000,
+    skip: process.getuid?.() === 0 ? false : 'needs root',
+  }, async () => {
     // Make V8 reject the shipped cache (as after a Node.js upgrade): the loader may not rewrite it and must stay quiet.
     const cache = join(installed, 'dist', 'main.cjs.cache');
     const original = readFileSync(cache);
@@ -145,10 +182,15 @@ describe('the installed command', () => {
     const original = readFileSync(helper);
     const other = join(installed, 'build', OTHER_ARCH, 'spawn-fcgi-ts-helper');
     const cases: Array<[string, () => void, string]> = [
-      [`the ${OTHER_ARCH} build`, () => {
-        if (existsSync(other)) copyFileSync(other, helper);
-        else writeFileSync(helper, Buffer.concat([original.subarray(0, 18), Buffer.from(OTHER_ARCH === 'arm64' ? [183, 0] : [62, 0]), original.subarray(20)]));
-      }, `an ELF executable for ${OTHER_ARCH}, not ${process.arch}`],
+      [
+        `the ${OTHER_ARCH} build`,
+        () => {
+          if (existsSync(other)) copyFileSync(other, helper);
+          else
+            writeFileSync(helper, Buffer.concat([original.subarray(0, 18), Buffer.from(OTHER_ARCH === 'arm64' ? [183, 0] : [62, 0]), original.subarray(20)]));
+        },
+        `an ELF executable for ${OTHER_ARCH}, not ${process.arch}`,
+      ],
       ['garbage', () => writeFileSync(helper, '#!/bin/sh\n"unterminated\n'), 'a script, not a native program'],
     ];
     try {

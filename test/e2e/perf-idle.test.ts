@@ -31,8 +31,12 @@ async function startTraced(nodeArgs: string[], sock: string, args: string[]): Pr
   const child = spawn(process.execPath, [...nodeArgs, CLI, '-n', '-s', sock, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child.pid!);
   let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { text += s; });
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { text += s; });
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    text += s;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    text += s;
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -74,9 +78,20 @@ test('under churn the young generation keeps its initial size', { timeout: 120_0
   const pid = pool.child.pid!;
   let killed = 0;
   for (let round = 0; round < 60; round++) {
-    const children = await waitFor(() => { const c = poolChildren(pid); return c.length === 4 ? c : undefined; }, { timeoutMs: 20_000, what: '4 children' });
+    const children = await waitFor(
+      () => {
+        const c = poolChildren(pid);
+        return c.length === 4 ? c : undefined;
+      },
+      { timeoutMs: 20_000, what: '4 children' },
+    );
     for (const child of children) {
-      try { process.kill(child, 'SIGKILL'); killed++; } catch { /* already gone */ }
+      try {
+        process.kill(child, 'SIGKILL');
+        killed++;
+      } catch {
+        /* already gone */
+      }
     }
     await waitFor(() => poolChildren(pid).every((c) => !children.includes(c)), { timeoutMs: 20_000, what: 'the killed children to be replaced' });
   }
@@ -95,7 +110,9 @@ test('the observers still cut a client that sends its headers one byte a second'
   client.on('error', () => undefined);
   let closedAt: number | undefined;
   const started = Date.now();
-  client.on('close', () => { closedAt = Date.now(); });
+  client.on('close', () => {
+    closedAt = Date.now();
+  });
   client.write('GET /status HTTP/1.1\r\n');
   // Each byte resets the socket's idle timeout: only the headers timeout (5 s) can end this.
   const drip = setInterval(() => client.write('X'), 500);

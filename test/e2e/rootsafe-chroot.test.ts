@@ -80,7 +80,11 @@ describe('the socket path inside a chroot', () => {
     symlinkSync(join(jail, 'tmp'), short);
     const pool = await startPool(['-c', jail, '-s', '/tmp/php.sock', '-u', 'nobody', '--', '/bin/app'], { target: { path: join(short, 'php.sock') } });
     assert.ok(lstatSync(inside).isSocket(), `${inside} is not a socket`);
-    assert.deepEqual(readdirSync(join(jail, 'tmp')).filter((n) => !n.endsWith('.control')), ['php.sock'], 'no stray or truncated socket');
+    assert.deepEqual(
+      readdirSync(join(jail, 'tmp')).filter((n) => !n.endsWith('.control')),
+      ['php.sock'],
+      'no stray or truncated socket',
+    );
     const info = parseResponder((await pool.request()).body);
     assert.equal(readlinkSync(`/proc/${info.pid}/root`), jail);
     assert.match(pool.stderr(), /1 child serving on \/tmp\/php\.sock/);

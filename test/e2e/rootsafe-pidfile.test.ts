@@ -7,7 +7,21 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { requireBuild, RESPONDER, runCli, startPool, track } from '../helpers/pool.js';
@@ -60,14 +74,26 @@ for (let pid = Number(first); pid < Number(first) + Number(count); pid++) {
   const name = base + '.' + pid + '.tmp';
   if (kind === 'symlink') fs.symlinkSync(target, name); else fs.closeSync(fs.openSync(name, 'w', 0o666));
 }`;
-  execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', program, base, String(from), String(count), kind, target]);
+  execFileSync('setpriv', [
+    '--reuid=nobody',
+    '--regid=nogroup',
+    '--clear-groups',
+    process.execPath,
+    '-e',
+    program,
+    base,
+    String(from),
+    String(count),
+    kind,
+    target,
+  ]);
 }
 
 function assertRootPidFile(path: string, pid: number): void {
   const stats = lstatSync(path);
   assert.ok(stats.isFile(), `${path} is not a regular file`);
-  assert.equal(stats.uid, 0, 'the PID file is root\'s');
-  assert.equal(stats.gid, 0, 'the PID file\'s group is root\'s');
+  assert.equal(stats.uid, 0, "the PID file is root's");
+  assert.equal(stats.gid, 0, "the PID file's group is root's");
   assert.equal(stats.mode & 0o7777, 0o644);
   assert.equal(stats.nlink, 1, 'the PID file has no other name');
   assert.equal(readFileSync(path, 'utf8'), `${pid}\n`);
@@ -107,11 +133,11 @@ describe('the PID file in a directory the attacker owns', () => {
     assert.ok(existsSync(planted), `pid ${pool.pid} outside the pre-created range: the test proves nothing`);
     assert.equal(lstatSync(planted).uid, NOBODY);
     assert.equal(lstatSync(planted).mode & 0o777, 0o666);
-    assert.equal(readFileSync(planted, 'utf8'), '', 'the attacker\'s file was not written');
+    assert.equal(readFileSync(planted, 'utf8'), '', "the attacker's file was not written");
     assert.deepEqual(await pool.stop(), { code: 0, signal: null });
   });
 
-  test('at stop, a PID file replaced by a symlink to a file with our pid is not followed, nor is someone else\'s removed', async () => {
+  test("at stop, a PID file replaced by a symlink to a file with our pid is not followed, nor is someone else's removed", async () => {
     const owned = attackerDirectory('replaced');
     const decoy = rootDecoy('replaced');
     const pidFile = join(owned, 'app.pid');

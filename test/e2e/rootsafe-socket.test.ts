@@ -7,7 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { requireBuild, RESPONDER, ROOT, runCli, startPool, type CliResult } from '../helpers/pool.js';
@@ -59,7 +72,9 @@ function arena(name: string): Arena {
 
 /** The racer, as nobody; resolves once it watches. */
 async function startRacer(owned: string, name: string, decoy: string, extra: string[] = []): Promise<{ child: ChildProcess; swaps: () => number }> {
-  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', racerBinary, owned, name, decoy, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', racerBinary, owned, name, decoy, ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (output += s));
   await waitFor(() => output.startsWith('ready\n'), { what: 'the racer to watch' });
@@ -101,7 +116,10 @@ describe('an attacker who owns the socket directory races the supervisor', () =>
     assert.ok(racer.swaps() >= STARTS / 2, `the racer swapped only ${racer.swaps()} sockets: it did not race`);
     assert.deepEqual([...outcomes.keys()], ['spawn-fcgi-ts: child exited with: 3']);
     // The swapped-aside sockets are the attacker's; nothing else was left in the directory.
-    assert.deepEqual(readdirSync(owned).filter((n) => !n.startsWith('aside.')), []);
+    assert.deepEqual(
+      readdirSync(owned).filter((n) => !n.startsWith('aside.')),
+      [],
+    );
   });
 
   test('a racer that swaps the private directory for a symlink: the start is refused or wins cleanly, the decoy never changes', async (t) => {
@@ -113,7 +131,9 @@ describe('an attacker who owns the socket directory races the supervisor', () =>
       for (let i = 0; i < 10; i++) {
         const result = await runCli(['-n', '-s', sock, '-M', '0666', '-U', 'nobody', '--', exitApp]);
         assertDecoyUntouched(decoy, `after start ${i + 1}`);
-        const outcome = errorLines(result).join(' | ').replace(/'[^']*'/, "'DIR'");
+        const outcome = errorLines(result)
+          .join(' | ')
+          .replace(/'[^']*'/, "'DIR'");
         assert.match(outcome, /^spawn-fcgi-ts: (child exited with: 3|bind failed: the temporary directory 'DIR' was replaced while binding)$/);
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
         rmSync(sock, { force: true });
@@ -123,7 +143,7 @@ describe('an attacker who owns the socket directory races the supervisor', () =>
     }
     t.diagnostic(`racer swaps: ${racer.swaps()}; outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
     assert.ok(racer.swaps() > 0, 'the racer never swapped anything');
-    assert.deepEqual(readdirSync(join(decoy, '..')), ['decoy'], 'nothing was bound or linked in the decoy\'s directory');
+    assert.deepEqual(readdirSync(join(decoy, '..')), ['decoy'], "nothing was bound or linked in the decoy's directory");
   });
 
   test('the socket is published with the asked mode and owner, and removed at stop only while it is ours', async () => {
@@ -134,12 +154,16 @@ describe('an attacker who owns the socket directory races the supervisor', () =>
     assert.ok(stats.isSocket());
     assert.equal(stats.mode & 0o7777, 0o640);
     assert.equal(stats.uid, NOBODY);
-    assert.deepEqual(readdirSync(owned).filter((n) => n !== 'app.sock.control'), ['app.sock'], 'no private directory left behind');
+    assert.deepEqual(
+      readdirSync(owned).filter((n) => n !== 'app.sock.control'),
+      ['app.sock'],
+      'no private directory left behind',
+    );
     await pool.request();
     // The attacker moves our socket away and puts a file of theirs at the name: stop must leave it.
     execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'sh', '-c', `mv "$0" "$0.moved" && : > "$0"`, sock]);
     assert.deepEqual(await pool.stop(), { code: 0, signal: null });
-    assert.ok(lstatSync(sock).isFile(), 'the attacker\'s file at the socket path is left alone');
+    assert.ok(lstatSync(sock).isFile(), "the attacker's file at the socket path is left alone");
     assert.ok(existsSync(`${sock}.moved`), 'our moved socket is not chased');
   });
 
@@ -172,7 +196,10 @@ describe('the relative bind name', () => {
     await pool.request();
     assert.deepEqual(await pool.stop(), { code: 0, signal: null });
     assert.ok(lstatSync(join(work, 'kept.sock')).isSocket(), 'the kept socket is still there');
-    assert.deepEqual(readdirSync(work).filter((n) => !n.endsWith('.control')), ['kept.sock']);
+    assert.deepEqual(
+      readdirSync(work).filter((n) => !n.endsWith('.control')),
+      ['kept.sock'],
+    );
   });
 });
 
@@ -197,7 +224,14 @@ describe('clear refusals', () => {
     }
     // Bytes that are not UTF-8 (Latin-1 "café"): Node would bind caf\uFFFD.sock, a name no web server asks for.
     const latin1 = await new Promise<CliResult>((resolve) => {
-      const child = spawn('/bin/sh', ['-c', `exec "$0" "$1" -n -s "$(printf '%s/caf\\351.sock' "$2")" -- "$3"`, process.execPath, join(ROOT, 'dist', 'cli.mjs'), owned, responder]);
+      const child = spawn('/bin/sh', [
+        '-c',
+        `exec "$0" "$1" -n -s "$(printf '%s/caf\\351.sock' "$2")" -- "$3"`,
+        process.execPath,
+        join(ROOT, 'dist', 'cli.mjs'),
+        owned,
+        responder,
+      ]);
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
       child.once('close', (code, signal) => resolve({ pid: child.pid!, code, signal, stdout: '', stderr }));

@@ -36,7 +36,6 @@ let deniedStart: CliResult;
 let deniedPid: number;
 let lighttpd: RunningLighttpd;
 
-
 before(async () => {
   requireBuild();
   dir = tmpDir('sfts-seed-apps');
@@ -128,9 +127,14 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
     // FastCGI keeps the process running: the same processes serve request after request.
     const results = await httpLoad(`${lighttpd.baseUrl}/perl/x`, { concurrency: 2, requests: 20 });
     const served = results.map((r) => ({ pid: Number(fields(r.body).pid), served: Number(fields(r.body).served) }));
-    t.diagnostic(`20 requests: answers per perl pid ${JSON.stringify(countBy(results, 'pid'))}, highest per-process count ${Math.max(...served.map((s) => s.served))}`);
+    t.diagnostic(
+      `20 requests: answers per perl pid ${JSON.stringify(countBy(results, 'pid'))}, highest per-process count ${Math.max(...served.map((s) => s.served))}`,
+    );
     assert.ok(results.every((r) => r.status === 200));
-    assert.ok(served.every((s) => children.includes(s.pid)), 'every answer from a pool child');
+    assert.ok(
+      served.every((s) => children.includes(s.pid)),
+      'every answer from a pool child',
+    );
     assert.ok(Math.max(...served.map((s) => s.served)) >= 10, 'one process served many requests');
   });
 
@@ -146,7 +150,7 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
     assert.equal(seen.SCRIPT_FILENAME, '/remote_scripts/test.cgi');
   });
 
-  test('FCGI_WEB_SERVER_ADDRS without the web server: the app closes lighttpd\'s connections unanswered', async (t) => {
+  test("FCGI_WEB_SERVER_ADDRS without the web server: the app closes lighttpd's connections unanswered", async (t) => {
     const children = childrenOf(deniedPid);
     t.diagnostic(`daemon-mode start: exit ${deniedStart.code}, stdout ${JSON.stringify(deniedStart.stdout)}`);
     assert.equal(children.length, 1, 'the daemonized supervisor runs one child');
@@ -195,7 +199,10 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
   });
 
   test('the pools stop: exit 0, no child left', async (t) => {
-    for (const [name, pool] of [['fcgiwrap', fcgiwrap], ['perl', perl]] as const) {
+    for (const [name, pool] of [
+      ['fcgiwrap', fcgiwrap],
+      ['perl', perl],
+    ] as const) {
       const children = pool.childPids();
       const started = Date.now();
       const exit = await pool.stop();

@@ -80,8 +80,15 @@ async function stopDuringRequest(t: { diagnostic(message: string): void }, holdM
   const children = current.childPids();
   assert.equal(children.length, 2);
   // lighttpd may have marked the socket down while no pool was there: wait until it asks this one.
-  await waitFor(async () => (await httpRequest(`${lighttpd.baseUrl}/docs/secret.txt?token=wrong`)).status === 403, { timeoutMs: 30_000, intervalMs: 200, what: 'lighttpd to reach the authorizer pool' });
-  const inFlight = httpRequest(`${lighttpd.baseUrl}/docs/secret.txt?token=ok&sleep=${holdMs}`, { timeoutMs: holdMs + 30_000 }).catch((error: Error) => ({ status: 0, body: error.message }));
+  await waitFor(async () => (await httpRequest(`${lighttpd.baseUrl}/docs/secret.txt?token=wrong`)).status === 403, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    what: 'lighttpd to reach the authorizer pool',
+  });
+  const inFlight = httpRequest(`${lighttpd.baseUrl}/docs/secret.txt?token=ok&sleep=${holdMs}`, { timeoutMs: holdMs + 30_000 }).catch((error: Error) => ({
+    status: 0,
+    body: error.message,
+  }));
   // The authorizer says on its stderr (relayed by the supervisor) when it holds the request.
   await waitFor(() => /holding a request for/.test(current.stderr()), { timeoutMs: 30_000, what: 'the authorizer to hold the request' });
   const heldAt = Date.now();
@@ -96,7 +103,9 @@ async function stopDuringRequest(t: { diagnostic(message: string): void }, holdM
   assert.equal(held, 1, 'exactly one request was held');
   const stderr = current.stderr();
   diagnosticLines(t, 'supervisor output:', stderr);
-  t.diagnostic(`supervisor exited ${JSON.stringify(exit)} ${stopMs} ms after SIGTERM (${remainingMs} ms of the held request were left; kill timeout ${KILL_TIMEOUT_MS} ms); request in flight: HTTP ${answer.status} ${answer.body.slice(0, 60).trim()}`);
+  t.diagnostic(
+    `supervisor exited ${JSON.stringify(exit)} ${stopMs} ms after SIGTERM (${remainingMs} ms of the held request were left; kill timeout ${KILL_TIMEOUT_MS} ms); request in flight: HTTP ${answer.status} ${answer.body.slice(0, 60).trim()}`,
+  );
   assert.deepEqual(exit, { code: 0, signal: null });
   for (const pid of children) assert.ok(isGone(pid), `child ${pid} still running`);
   assert.doesNotMatch(stderr, /SIGKILL(?! in [\d.]+ m?s to what is left)/, 'no escalation to SIGKILL (the stop line only announces it)');
@@ -110,7 +119,7 @@ after(async () => {
 });
 
 describe('lighttpd "mode" => "authorizer" with a libfcgi authorizer pool', () => {
-  test('allowed: the file from the authorizer docroot; denied: the authorizer\'s 403', async (t) => {
+  test("allowed: the file from the authorizer docroot; denied: the authorizer's 403", async (t) => {
     diagnosticLines(t, 'lighttpd.conf:', lighttpd.configText);
     const children = pool!.childPids();
     assert.equal(children.length, 2);
@@ -141,7 +150,7 @@ describe('lighttpd "mode" => "authorizer" with a libfcgi authorizer pool', () =>
     for (const pid of pool!.childPids()) {
       const caught = signalsCaught(pid);
       t.diagnostic(`child ${pid} catches: ${caught.join(' ')}`);
-      assert.ok(caught.includes('SIGUSR1'), 'libfcgi installs its SIGUSR1 handler (the page\'s kill-signal advice)');
+      assert.ok(caught.includes('SIGUSR1'), "libfcgi installs its SIGUSR1 handler (the page's kill-signal advice)");
       assert.ok(!caught.includes('SIGINT'), 'SIGINT keeps its default action');
     }
   });
@@ -155,7 +164,11 @@ describe('lighttpd "mode" => "authorizer" with a libfcgi authorizer pool', () =>
     // timeout (no SIGKILL in the log, checked in stopDuringRequest, and the exit came before it).
     assert.ok(run.stopMs < KILL_TIMEOUT_MS, `stop took ${run.stopMs} ms, not before the ${KILL_TIMEOUT_MS} ms kill timeout`);
     for (const pid of run.children) {
-      assert.match(run.stderr, new RegExp(`authorizer ${pid}: FCGI_Accept returned -1, exiting 0`), `child ${pid} did not leave through libfcgi's SIGUSR1 path`);
+      assert.match(
+        run.stderr,
+        new RegExp(`authorizer ${pid}: FCGI_Accept returned -1, exiting 0`),
+        `child ${pid} did not leave through libfcgi's SIGUSR1 path`,
+      );
     }
   });
 
@@ -166,6 +179,6 @@ describe('lighttpd "mode" => "authorizer" with a libfcgi authorizer pool', () =>
     assert.notEqual(run.answer.status, 200, 'SIGINT does not let libfcgi finish the request');
     // Waiting for the request would take the rest of the 20 s hold: an exit in under half of it did not wait.
     assert.ok(run.stopMs < LONG_HOLD_MS / 2, `SIGINT kills at once, without waiting for the request (${run.stopMs} ms, ${run.remainingMs} ms of it were left)`);
-    assert.doesNotMatch(run.stderr, /FCGI_Accept returned -1/, 'libfcgi\'s clean path was not taken');
+    assert.doesNotMatch(run.stderr, /FCGI_Accept returned -1/, "libfcgi's clean path was not taken");
   });
 });

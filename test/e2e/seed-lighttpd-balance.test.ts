@@ -83,7 +83,9 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
   test('each pool runs and answers on its own host', async (t) => {
     if (fallbackReason !== undefined) t.diagnostic(`FALLBACK: ${fallbackReason}`);
     for (const host of hosts) {
-      t.diagnostic(`host ${host.label}: ${host.kind}${host.namespace ? ` ${host.namespace}, veth ${host.hostInterface} ${host.hostAddress} ↔ ${host.address}` : ` ${host.address}`}`);
+      t.diagnostic(
+        `host ${host.label}: ${host.kind}${host.namespace ? ` ${host.namespace}, veth ${host.hostInterface} ${host.hostAddress} ↔ ${host.address}` : ` ${host.address}`}`,
+      );
     }
     diagnosticLines(t, 'lighttpd.conf:', lighttpd.configText);
     for (const host of hosts) {
@@ -94,7 +96,9 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
       assert.ok(pool.childPids().includes(Number(/^pid=(\d+)$/m.exec(answer.body)?.[1])), 'answered by one of its children');
       if (host.kind === 'netns') {
         // Its address is not one of the root namespace's: lighttpd reaches it through the veth only.
-        const local = Object.values(networkInterfaces()).flat().map((i) => i?.address);
+        const local = Object.values(networkInterfaces())
+          .flat()
+          .map((i) => i?.address);
         assert.ok(!local.includes(host.address), `${host.address} is an address of the root namespace`);
         // The supervisor and its children live in the namespace: its network is not the root one.
         const own = readlinkSync('/proc/self/ns/net');
@@ -139,17 +143,25 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
       }
     };
     const load = Promise.all(Array.from({ length: CLIENTS }, worker));
-    await waitFor(() => ['a', 'b'].every((name) => tagged.some((r) => r.pool === name)), { timeoutMs: 30_000, intervalMs: 20, what: 'answers from both pools before the stop' });
+    await waitFor(() => ['a', 'b'].every((name) => tagged.some((r) => r.pool === name)), {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: 'answers from both pools before the stop',
+    });
     phase = 'stopping';
     const stopStarted = Date.now();
     const exit = await a.stop();
     const stopMs = Date.now() - stopStarted;
     assert.deepEqual(exit, { code: 0, signal: null }, a.stderr());
-    assert.ok(aChildren.every(isGone), 'the pool\'s children are gone');
+    assert.ok(aChildren.every(isGone), "the pool's children are gone");
     // lighttpd notices on its next connect to a and disables it for DISABLE_TIME seconds.
     await sleep(DISABLE_TIME * 1000 + 1000);
     phase = 'after';
-    await waitFor(() => tagged.filter((r) => r.phase === 'after').length >= 50, { timeoutMs: 30_000, intervalMs: 20, what: '50 requests after the disable-time' }).catch(() => undefined);
+    await waitFor(() => tagged.filter((r) => r.phase === 'after').length >= 50, {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+      what: '50 requests after the disable-time',
+    }).catch(() => undefined);
     done = true;
     await load;
 
@@ -157,7 +169,7 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
       const list = tagged.filter((r) => r.phase === p);
       const counts: Record<string, number> = {};
       for (const r of list) {
-        const key = r.status === 200 ? r.pool ?? '(none)' : `HTTP ${r.status}${r.error ? ` ${r.error}` : ''}`;
+        const key = r.status === 200 ? (r.pool ?? '(none)') : `HTTP ${r.status}${r.error ? ` ${r.error}` : ''}`;
         counts[key] = (counts[key] ?? 0) + 1;
       }
       return { total: list.length, counts };
@@ -178,7 +190,9 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
     // closed it: the kernel resets those. At most one per client, and only right at the stop.
     const failures = tagged.filter((r) => r.status !== 200);
     const refusedConnects = (lighttpd.errorLog().match(/establishing connection failed.*Connection refused/g) ?? []).length;
-    t.diagnostic(`connects refused by the stopped pool (retried by lighttpd): ${refusedConnects}; failed requests: ${failures.length} of ${tagged.length}, at ${failures.map((f) => `${f.at - stopStarted} ms`).join(', ') || '-'} from the stop`);
+    t.diagnostic(
+      `connects refused by the stopped pool (retried by lighttpd): ${refusedConnects}; failed requests: ${failures.length} of ${tagged.length}, at ${failures.map((f) => `${f.at - stopStarted} ms`).join(', ') || '-'} from the stop`,
+    );
     assert.ok(refusedConnects >= 1, 'lighttpd tried the stopped pool and was refused (else the test did not test the failover)');
     assert.ok(failures.length <= CLIENTS, `more failed requests than clients: ${JSON.stringify(failures)}`);
     // Only right at the stop: every failed request ended after the stop began and was sent before the

@@ -37,7 +37,6 @@ let sock: string;
 let pool: RunningPool;
 let lighttpd: RunningLighttpd;
 
-
 const startPhpPool = () => startPool(['-s', sock, '-F', '2', '--', PHP_CGI]);
 
 before(async () => {
@@ -84,7 +83,11 @@ describe('lighttpd → spawn-fcgi-ts php-cgi pool on a unix socket (the seed pag
     assert.equal(seen.DOCUMENT_ROOT, docroot);
 
     const payload = 'name=spawn-fcgi-ts&' + 'z'.repeat(100_000);
-    const post = await httpRequest(`${lighttpd.baseUrl}/test.php`, { method: 'POST', body: payload, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const post = await httpRequest(`${lighttpd.baseUrl}/test.php`, {
+      method: 'POST',
+      body: payload,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     assert.equal(post.status, 200);
     assert.equal(fields(post.body).REQUEST_METHOD, 'POST');
     assert.equal(fields(post.body).body, payload, 'the POST body reaches php intact through lighttpd and the pool');
@@ -93,7 +96,13 @@ describe('lighttpd → spawn-fcgi-ts php-cgi pool on a unix socket (the seed pag
     const results = await httpLoad(`${lighttpd.baseUrl}/test.php?us=20000`, { concurrency: 4, requests: 40 });
     const byPid = countBy(results, 'pid');
     t.diagnostic(`40 requests, 4 at a time, answers per child pid: ${JSON.stringify(byPid)}`);
-    assert.deepEqual(Object.keys(byPid).map(Number).sort((a, b) => a - b), children, 'every answer from a pool child, and both children served');
+    assert.deepEqual(
+      Object.keys(byPid)
+        .map(Number)
+        .sort((a, b) => a - b),
+      children,
+      'every answer from a pool child, and both children served',
+    );
   });
 
   test('PATH_INFO with "broken-scriptfilename" => "enable": PHP gets both PATH_INFO and PHP_SELF', async (t) => {
@@ -133,7 +142,9 @@ describe('lighttpd → spawn-fcgi-ts php-cgi pool on a unix socket (the seed pag
     await sleep(300);
     process.kill(pool.pid, 'SIGHUP');
     await waitFor(() => /rolling restart done/.test(pool.stderr()), { timeoutMs: 30_000, what: 'the rolling restart to finish' });
-    await waitFor(() => before.every(isGone), { timeoutMs: 30_000, what: 'the old children to exit' }).finally(() => { done = !before.every(isGone); });
+    await waitFor(() => before.every(isGone), { timeoutMs: 30_000, what: 'the old children to exit' }).finally(() => {
+      done = !before.every(isGone);
+    });
     const oldGoneAt = Date.now();
     oldGone = true;
     const results = await load;
@@ -141,9 +152,16 @@ describe('lighttpd → spawn-fcgi-ts php-cgi pool on a unix socket (the seed pag
     const failures = results.filter((r) => r.status !== 200);
     t.diagnostic(`${results.length} requests during the rolling restart, ${failures.length} failed; children ${before.join(',')} → ${after.join(',')}`);
     assert.ok(results.length >= 8, `too few requests to mean anything: ${results.length}`);
-    assert.deepEqual(failures.map((f) => `${f.status} ${f.error ?? ''} ${f.body.slice(0, 80)}`), []);
+    assert.deepEqual(
+      failures.map((f) => `${f.status} ${f.error ?? ''} ${f.body.slice(0, 80)}`),
+      [],
+    );
     assert.equal(after.length, 2);
-    assert.deepEqual(after.filter((pid) => before.includes(pid)), [], 'every child replaced');
+    assert.deepEqual(
+      after.filter((pid) => before.includes(pid)),
+      [],
+      'every child replaced',
+    );
     // Requests sent once the old children were gone can only have been answered by the new ones.
     const late = results.filter((r) => (r.startedAt ?? 0) > oldGoneAt);
     const pidsSeenAtEnd = countBy(late, 'pid');

@@ -68,10 +68,13 @@ test('-C 4: one php-cgi master, four workers in its process group, all gone afte
   const masters = pool.childPids();
   assert.equal(masters.length, 1, `one php-cgi master expected (no -F), got ${masters.join(',')}`);
   const master = masters[0]!;
-  const workers = await waitFor(() => {
-    const found = childrenOf(master);
-    return found.length === 4 ? found : undefined;
-  }, { timeoutMs: 20_000, what: 'four php-cgi workers under the master' });
+  const workers = await waitFor(
+    () => {
+      const found = childrenOf(master);
+      return found.length === 4 ? found : undefined;
+    },
+    { timeoutMs: 20_000, what: 'four php-cgi workers under the master' },
+  );
   assert.equal(readStatus(master)?.name, 'php-cgi');
   for (const worker of workers) {
     assert.equal(readStatus(worker)?.name, 'php-cgi');
@@ -79,9 +82,16 @@ test('-C 4: one php-cgi master, four workers in its process group, all gone afte
   }
   const group = pgid(master);
   assert.equal(group, master, 'the master leads its own process group');
-  assert.notEqual(group, pgid(pool.pid), 'not the supervisor\'s group');
-  assert.deepEqual(workers.map((w) => pgid(w)), workers.map(() => group), 'every worker is in the master\'s group');
-  assert.deepEqual(descendants(pool.pid), [master, ...workers].sort((a, b) => a - b));
+  assert.notEqual(group, pgid(pool.pid), "not the supervisor's group");
+  assert.deepEqual(
+    workers.map((w) => pgid(w)),
+    workers.map(() => group),
+    "every worker is in the master's group",
+  );
+  assert.deepEqual(
+    descendants(pool.pid),
+    [master, ...workers].sort((a, b) => a - b),
+  );
 
   // The workers serve (the master only supervises them).
   const answer = await pool.request({ SCRIPT_FILENAME: PID_PHP });
@@ -104,11 +114,16 @@ test('-C 2 with a worker busy in a request: the stop ends only when the whole gr
   // over in less than 30 s is proof of it, on however busy a machine.
   const BUSY_MS = 60_000;
   const ticksBefore = workers.map(cpuTicks);
-  const inflight = pool
-    .request({ SCRIPT_FILENAME: join(PHP_FIXTURES, 'sleep.php'), QUERY_STRING: `ms=${BUSY_MS}` }, { timeoutMs: BUSY_MS + 30_000 })
-    .then((a) => `answered: ${a.body.trim().replace(/\n/g, ' ')}`, (e: Error) => `cut: ${e.message}`);
+  const inflight = pool.request({ SCRIPT_FILENAME: join(PHP_FIXTURES, 'sleep.php'), QUERY_STRING: `ms=${BUSY_MS}` }, { timeoutMs: BUSY_MS + 30_000 }).then(
+    (a) => `answered: ${a.body.trim().replace(/\n/g, ' ')}`,
+    (e: Error) => `cut: ${e.message}`,
+  );
   // The worker is busy once it burns CPU in the request (sleep.php spins on usleep(1000)).
-  await waitFor(() => workers.some((pid, i) => cpuTicks(pid) - ticksBefore[i]! >= 3), { timeoutMs: 20_000, intervalMs: 20, what: 'a worker busy in the request' });
+  await waitFor(() => workers.some((pid, i) => cpuTicks(pid) - ticksBefore[i]! >= 3), {
+    timeoutMs: 20_000,
+    intervalMs: 20,
+    what: 'a worker busy in the request',
+  });
 
   const startedAt = Date.now();
   assert.deepEqual(await pool.stop('SIGTERM', 30_000), { code: 0, signal: null });

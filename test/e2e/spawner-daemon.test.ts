@@ -54,8 +54,12 @@ test('-F 3 -P: one line per child, exit 0, a detached supervisor in the PID file
   assert.ok(isAlive(supervisor), `supervisor ${supervisor} is not running`);
   assert.ok(isGone(result.pid), 'the command itself has exited');
   assert.equal(sid(supervisor), supervisor, 'the daemon leads its own session');
-  assert.equal(readlinkSync(`/proc/${supervisor}/fd/1`), '/dev/null', 'the daemon\'s stdout is /dev/null');
-  assert.deepEqual(poolChildren(supervisor), [...pids].sort((a, b) => a - b), 'the printed pids are the supervisor\'s children');
+  assert.equal(readlinkSync(`/proc/${supervisor}/fd/1`), '/dev/null', "the daemon's stdout is /dev/null");
+  assert.deepEqual(
+    poolChildren(supervisor),
+    [...pids].sort((a, b) => a - b),
+    "the printed pids are the supervisor's children",
+  );
 
   const seen = new Set<number>();
   for (let i = 0; i < 9; i++) {
@@ -118,7 +122,10 @@ test('one child of -F 3 exits at once: the command fails and the other two are s
   assert.equal(result.code, 4, `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
   assert.ok(result.stderr.split('\n').includes('spawn-fcgi-ts: child exited with: 4'), result.stderr);
   await waitFor(() => processesMentioning(dir).length === 0, { timeoutMs: 30_000, what: 'no process left' }).catch(() => undefined);
-  assert.deepEqual(processesMentioning(dir).map((p) => `${p}: ${readStatus(p)?.name}`), []);
+  assert.deepEqual(
+    processesMentioning(dir).map((p) => `${p}: ${readStatus(p)?.name}`),
+    [],
+  );
   assert.ok(!existsSync(sock));
 });
 
@@ -134,7 +141,7 @@ test('the daemon runs in / (daemon(3)); relative -s, -P, --log-file still work a
   const supervisor = readPid(pidFile);
   track(supervisor);
   rmdirSync(start);
-  assert.equal(readlinkSync(`/proc/${supervisor}/cwd`), '/', 'the daemon left the caller\'s directory');
+  assert.equal(readlinkSync(`/proc/${supervisor}/cwd`), '/', "the daemon left the caller's directory");
   assert.equal(readlinkSync(`/proc/${child}/cwd`), '/', 'the children start in / too (no -d)');
   assert.equal(parseResponder((await fcgiGet({ path: sock })).body).pid, child);
 

@@ -32,7 +32,7 @@ async function childEnvironment(flags: string[], callerEnv: NodeJS.ProcessEnv): 
   }
 }
 
-test('by default the child inherits the caller\'s environment', async () => {
+test("by default the child inherits the caller's environment", async () => {
   const callerEnv = { ...process.env, SFTS_MARK: 'inherited value with spaces', SFTS_EMPTY: '' };
   const info = await childEnvironment([], callerEnv);
   assert.equal(info.env.SFTS_MARK, 'inherited value with spaces');

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseResponder, requireBuild, RESPONDER, runCli, startPool, track, type CliResult, type RunningPool } from '../helpers/pool.js';
 import { freePort, processesMentioning, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
-import { MAX_UNIX_PATH_BYTES } from '../../src/options.js';
+import { MAX_UNIX_PATH_BYTES } from '../../src/options/options.js';
 
 let root: string;
 before(() => {
@@ -99,33 +99,48 @@ const cases: Case[] = [
     message: () => 'path of the Unix domain socket is too long (108 bytes, at most 107)',
     parseOnly: true,
   },
-  ...['0', '70000', 'abc'].map((port): Case => ({
-    name: `port ${port}`,
-    args: (c) => ['-p', port, '--', c.app],
-    message: () => `invalid port: ${port} (-p: expected an integer from 1 to 65535)`,
-    parseOnly: true,
-  })),
+  ...['0', '70000', 'abc'].map(
+    (port): Case => ({
+      name: `port ${port}`,
+      args: (c) => ['-p', port, '--', c.app],
+      message: () => `invalid port: ${port} (-p: expected an integer from 1 to 65535)`,
+      parseOnly: true,
+    }),
+  ),
   {
     name: 'invalid address -a 1.2.3.4.5',
     args: (c) => ['-a', '1.2.3.4.5', '-p', '9000', '--', c.app],
     message: () => "'1.2.3.4.5' is not a valid IP address",
   },
   // Bounds: refused before anything is bound or spawned, in one shape (the flag, the value, what is allowed).
-  ...([
-    [['-b', '99999999999'], "invalid value for -b: '99999999999' (expected an integer from 1 to 65535)"],
-    [['-F', '100000'], "invalid value for -F: '100000' (expected an integer from 1 to 4096)"],
-    [['-F', '0'], "invalid value for -F: '0' (expected an integer from 1 to 4096)"],
-    [['-M', '888'], "invalid value for -M: '888' (expected an octal mode from 0 to 7777, such as 0660)"],
-    [['--kill-signal', 'STOP'], "invalid value for --kill-signal: 'STOP' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGSTOP does not)"],
-    [['--kill-signal', 'WINCH'], "invalid value for --kill-signal: 'WINCH' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGWINCH does not)"],
-    [['--kill-timeout', '3651d'], "invalid value for --kill-timeout: '3651d' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)"],
-    [['--max-age', '-1h'], "invalid value for --max-age: '-1h' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)"],
-  ] as const).map(([flags, message]): Case => ({
-    name: `${flags.join(' ')} refused`,
-    args: (c) => ['-s', c.sock, ...flags, '--', c.app],
-    message: () => message,
-    parseOnly: true,
-  })),
+  ...(
+    [
+      [['-b', '99999999999'], "invalid value for -b: '99999999999' (expected an integer from 1 to 65535)"],
+      [['-F', '100000'], "invalid value for -F: '100000' (expected an integer from 1 to 4096)"],
+      [['-F', '0'], "invalid value for -F: '0' (expected an integer from 1 to 4096)"],
+      [['-M', '888'], "invalid value for -M: '888' (expected an octal mode from 0 to 7777, such as 0660)"],
+      [
+        ['--kill-signal', 'STOP'],
+        "invalid value for --kill-signal: 'STOP' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGSTOP does not)",
+      ],
+      [
+        ['--kill-signal', 'WINCH'],
+        "invalid value for --kill-signal: 'WINCH' (expected a signal that ends a process, such as TERM, INT, QUIT, USR1 or KILL; SIGWINCH does not)",
+      ],
+      [
+        ['--kill-timeout', '3651d'],
+        "invalid value for --kill-timeout: '3651d' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)",
+      ],
+      [['--max-age', '-1h'], "invalid value for --max-age: '-1h' (expected a duration from 0 to 10 years: seconds, or a number with ms, s, m, h or d)"],
+    ] as const
+  ).map(
+    ([flags, message]): Case => ({
+      name: `${flags.join(' ')} refused`,
+      args: (c) => ['-s', c.sock, ...flags, '--', c.app],
+      message: () => message,
+      parseOnly: true,
+    }),
+  ),
   {
     name: '--log-file in a missing directory',
     args: (c) => ['-s', c.sock, '--log-file', join(c.dir, 'no-such-dir', 'y.log'), '--', c.app],
@@ -146,7 +161,9 @@ const cases: Case[] = [
       const info = parseResponder((await pool.request()).body);
       assert.equal(info.pid, c.state.pid, 'the same child of the first pool answers');
     },
-    teardown: async (c) => { await (c.state.pool as RunningPool).stop(); },
+    teardown: async (c) => {
+      await (c.state.pool as RunningPool).stop();
+    },
   },
   {
     name: 'regular file at -s',
@@ -220,7 +237,16 @@ const cases: Case[] = [
     setup: async (c) => {
       c.state.pool = await startPool(['-s', c.sock, '-P', join(c.dir, 'pool.pid'), '--', c.app]);
       const pid = (c.state.pool as RunningPool).pid;
-      await waitFor(() => { try { return readFileSync(join(c.dir, 'pool.pid'), 'utf8').trim() === String(pid); } catch { return false; } }, { what: 'the first pool\'s PID file' });
+      await waitFor(
+        () => {
+          try {
+            return readFileSync(join(c.dir, 'pool.pid'), 'utf8').trim() === String(pid);
+          } catch {
+            return false;
+          }
+        },
+        { what: "the first pool's PID file" },
+      );
     },
     args: (c) => ['-s', c.sock, '-P', join(c.dir, 'pool.pid'), '--', c.app],
     message: () => "socket is already in use, can't spawn",
@@ -228,7 +254,9 @@ const cases: Case[] = [
       assert.equal(readFileSync(join(c.dir, 'pool.pid'), 'utf8').trim(), String((c.state.pool as RunningPool).pid));
       assert.equal((c.state.pool as RunningPool).exitStatus(), undefined);
     },
-    teardown: async (c) => { await (c.state.pool as RunningPool).stop(); },
+    teardown: async (c) => {
+      await (c.state.pool as RunningPool).stop();
+    },
   },
   {
     name: 'app not found on PATH',
@@ -289,7 +317,10 @@ for (const mode of ['daemon', 'foreground'] as const) {
           if (typeof expected === 'string') {
             assert.ok(lines.includes(PREFIX + expected), `stderr has no line '${PREFIX}${expected}':\n${result.stderr}`);
           } else {
-            assert.ok(lines.some((l) => l.startsWith(PREFIX) && expected.test(l.slice(PREFIX.length))), `stderr has no line matching ${expected}:\n${result.stderr}`);
+            assert.ok(
+              lines.some((l) => l.startsWith(PREFIX) && expected.test(l.slice(PREFIX.length))),
+              `stderr has no line matching ${expected}:\n${result.stderr}`,
+            );
           }
           assert.equal(result.code, item.code ?? 255, `exit status\n${result.stderr}`);
           assert.equal(result.signal, null);

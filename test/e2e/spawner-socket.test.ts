@@ -58,7 +58,10 @@ describe('php-cgi pools answer real FastCGI clients', () => {
     assert.equal(echo.appStatus, 0);
 
     const body = 'x'.repeat(70_000); // more than one FCGI_STDIN record
-    const post = await pool.request({ SCRIPT_FILENAME: ECHO_PHP, REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length), CONTENT_TYPE: 'text/plain' }, { stdin: body });
+    const post = await pool.request(
+      { SCRIPT_FILENAME: ECHO_PHP, REQUEST_METHOD: 'POST', CONTENT_LENGTH: String(body.length), CONTENT_TYPE: 'text/plain' },
+      { stdin: body },
+    );
     assert.equal(post.body, `method=POST\nquery=\nbody=${body}\n`);
 
     const exit = await pool.stop();
@@ -151,7 +154,7 @@ describe('socket file mode and owner', () => {
     await pool.stop();
   });
 
-  test('-u nobody alone: the socket is nobody:nogroup (spawn-fcgi\'s default owner)', async () => {
+  test("-u nobody alone: the socket is nobody:nogroup (spawn-fcgi's default owner)", async () => {
     const sock = join(dir, 'u-nobody.sock');
     const pool = await startPool(['-s', sock, '-u', 'nobody', '--', responder]);
     const nobody = idOf('passwd', 'nobody');

@@ -59,10 +59,13 @@ test(`churn: ${CHURN} child deaths in a row, each one respawned, no descriptor l
 
   /** N children that have exec'd the responder and no zombie, then the supervisor's settled descriptors. */
   const quiet = async (): Promise<{ fds: number; rssKb: number }> => {
-    await waitFor(() => {
-      const children = childList(pool.pid);
-      return children.length === N && children.every((pid) => exe(pid) === responder && readStatus(pid)?.state !== 'Z');
-    }, { timeoutMs: 30_000, intervalMs: 10, what: `${N} running children and no zombie` });
+    await waitFor(
+      () => {
+        const children = childList(pool.pid);
+        return children.length === N && children.every((pid) => exe(pid) === responder && readStatus(pid)?.state !== 'Z');
+      },
+      { timeoutMs: 30_000, intervalMs: 10, what: `${N} running children and no zombie` },
+    );
     return { fds: await settledFdCount(pool.pid), rssKb: readStatus(pool.pid)?.vmRssKb ?? 0 };
   };
 

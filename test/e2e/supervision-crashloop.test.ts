@@ -29,10 +29,14 @@ function loggedDelays(log: string): number[] {
 /** `<pid> <ms>` lines the crash-loop app wrote, one per start. */
 function starts(logFile: string): { pid: number; at: number }[] {
   if (!existsSync(logFile)) return [];
-  return readFileSync(logFile, 'utf8').trim().split('\n').filter((l) => l !== '').map((line) => {
-    const [pid, at] = line.split(' ').map(Number);
-    return { pid: pid!, at: at! };
-  });
+  return readFileSync(logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((line) => {
+      const [pid, at] = line.split(' ').map(Number);
+      return { pid: pid!, at: at! };
+    });
 }
 
 test('crash loop: the first failure restarts at once, then delays grow 50, 100, 200, 400 ms (±20 %) and stay capped at 400 ms', async (t) => {
@@ -41,7 +45,10 @@ test('crash loop: the first failure restarts at once, then delays grow 50, 100, 
   // The first start stays up 1.5 s (well past the 100 ms start check, even on a busy machine), every later
   // one exits 1 at once.
   // --max-failures 8 makes the run end by itself after 7 restarts: one at once, then 6 delays.
-  const result = await runCli(['-n', '-s', sock, '--restart-delay', '50ms', '--max-restart-delay', '400ms', '--max-failures', '8', '--', CRASH_LOOP, appLog, '1', '1500'], { timeoutMs: 60_000 });
+  const result = await runCli(
+    ['-n', '-s', sock, '--restart-delay', '50ms', '--max-restart-delay', '400ms', '--max-failures', '8', '--', CRASH_LOOP, appLog, '1', '1500'],
+    { timeoutMs: 60_000 },
+  );
   const delays = loggedDelays(result.stderr);
   const runs = starts(appLog);
   const gaps = runs.slice(1).map((run, i) => run.at - runs[i]!.at);
@@ -66,10 +73,13 @@ test('crash loop: the first failure restarts at once, then delays grow 50, 100, 
   assert.equal(result.code, 1);
 });
 
-test('--max-failures 4: the supervisor exits with the app\'s status 1 by itself, removes its socket, leaves no child', async (t) => {
+test("--max-failures 4: the supervisor exits with the app's status 1 by itself, removes its socket, leaves no child", async (t) => {
   const sock = join(dir, 'giveup.sock');
   const appLog = join(dir, 'giveup.log');
-  const result = await runCli(['-n', '-s', sock, '--restart-delay', '50ms', '--max-restart-delay', '400ms', '--max-failures', '4', '--', CRASH_LOOP, appLog, '1', '1500'], { timeoutMs: 60_000 });
+  const result = await runCli(
+    ['-n', '-s', sock, '--restart-delay', '50ms', '--max-restart-delay', '400ms', '--max-failures', '4', '--', CRASH_LOOP, appLog, '1', '1500'],
+    { timeoutMs: 60_000 },
+  );
   t.diagnostic(`exit ${result.code}; ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   assert.equal(result.code, 1, `exit status: the app's (1)\n${result.stderr}`);
   assert.match(result.stderr, /giving up/);
@@ -102,12 +112,20 @@ test('a child that cannot start any more (its -d directory removed): every failu
   rmdirSync(workdir);
   process.kill(child!, 'SIGKILL');
   let timer: NodeJS.Timeout | undefined;
-  const exit = await Promise.race([pool.exited, new Promise<undefined>((resolve) => { timer = setTimeout(resolve, 30_000, undefined); })]);
+  const exit = await Promise.race([
+    pool.exited,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, 30_000, undefined);
+    }),
+  ]);
   clearTimeout(timer);
   assert.ok(exit, `the supervisor did not give up:\n${pool.stderr()}`);
   await waitFor(() => /all children gone/.test(pool.stderr()), { timeoutMs: 10_000, what: 'the last log line' }).catch(() => undefined);
   // The kill is failure 1; the two children started after it cannot chdir: failures 2 and 3 (the last one gives up).
-  const failures = pool.stderr().split('\n').filter((line) => /\] child failed/.test(line) && !line.includes(`:${child}]`));
+  const failures = pool
+    .stderr()
+    .split('\n')
+    .filter((line) => /\] child failed/.test(line) && !line.includes(`:${child}]`));
   t.diagnostic(`exit ${JSON.stringify(exit)}; failures after the kill: ${failures.map((l) => l.trim()).join(' | ')}`);
   assert.equal(failures.length, 2, `two failures after the kill expected:\n${pool.stderr()}`);
   for (const line of failures) assert.match(line, /could not start: chdir\('?[^)]*workdir'?\) failed/, `the reason should be the helper's: ${line}`);

@@ -59,18 +59,25 @@ test(`SIGHUP rolling restart under wrk -t2 -c32 -d6s through nginx: no failed re
   process.kill(pool.pid, 'SIGHUP');
   let replacedAfter = -1;
   try {
-    const replaced = await waitFor(() => {
-      const now = pool.childPids();
-      return now.length === N && now.every((pid) => !initial.includes(pid)) ? now : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 20, what: 'every child replaced' });
+    const replaced = await waitFor(
+      () => {
+        const now = pool.childPids();
+        return now.length === N && now.every((pid) => !initial.includes(pid)) ? now : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 20, what: 'every child replaced' },
+    );
     replacedAfter = Date.now() - hupAt;
     assert.equal(replaced.length, N);
   } finally {
-    const result = await wrk.done.finally(() => { sampling = false; });
+    const result = await wrk.done.finally(() => {
+      sampling = false;
+    });
     await sampler;
     const errorLog = nginx.errorLog();
     const nginxErrors = errorLog.split('\n').filter((line) => /\[(error|crit|alert|emerg)\]/.test(line));
-    t.diagnostic(`wrk: ${result.requests} requests (${result.requestsPerSec}/s), non-2xx ${result.non2xx}, socket errors ${JSON.stringify(result.socketErrors)}; all ${N} children replaced ${replacedAfter} ms after SIGHUP; children count over ${samples.length} samples: min ${Math.min(...samples)}, max ${Math.max(...samples)}; nginx error lines ${nginxErrors.length}`);
+    t.diagnostic(
+      `wrk: ${result.requests} requests (${result.requestsPerSec}/s), non-2xx ${result.non2xx}, socket errors ${JSON.stringify(result.socketErrors)}; all ${N} children replaced ${replacedAfter} ms after SIGHUP; children count over ${samples.length} samples: min ${Math.min(...samples)}, max ${Math.max(...samples)}; nginx error lines ${nginxErrors.length}`,
+    );
 
     assert.ok(result.requests > 200, `too few requests to mean anything:\n${result.output}`);
     assert.equal(result.non2xx, 0, `non-2xx responses:\n${result.output}\n${nginxErrors.slice(0, 5).join('\n')}`);
@@ -84,7 +91,11 @@ test(`SIGHUP rolling restart under wrk -t2 -c32 -d6s through nginx: no failed re
     assert.ok(Math.min(...samples) >= N, `the pool dropped below ${N} children during the rolling restart: ${samples.join(',')}`);
   }
   const final = await waitFor(() => (pool.childPids().length === N ? pool.childPids() : undefined), { timeoutMs: 20_000, what: `${N} children` });
-  assert.deepEqual(final.filter((pid) => initial.includes(pid)), [], `every child pid changed (${initial} -> ${final})`);
+  assert.deepEqual(
+    final.filter((pid) => initial.includes(pid)),
+    [],
+    `every child pid changed (${initial} -> ${final})`,
+  );
   assert.equal(pool.exitStatus(), undefined);
 });
 
@@ -109,12 +120,26 @@ test('graceful stop under load: no request that a child had accepted fails', asy
   });
   // SIGTERM once requests run in every child and some have finished (not after a fixed time: a busy
   // machine may not have got that far).
-  const logLines = (prefix: string) => (existsSync(slowLog) ? readFileSync(slowLog, 'utf8').split('\n').filter((l) => l.startsWith(prefix)).length : 0);
-  await waitFor(() => logLines('end ') >= 8 && logLines('start ') - logLines('end ') >= 1, { timeoutMs: 30_000, intervalMs: 20, what: 'requests running and finished in the children' });
+  const logLines = (prefix: string) =>
+    existsSync(slowLog)
+      ? readFileSync(slowLog, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith(prefix)).length
+      : 0;
+  await waitFor(() => logLines('end ') >= 8 && logLines('start ') - logLines('end ') >= 1, {
+    timeoutMs: 30_000,
+    intervalMs: 20,
+    what: 'requests running and finished in the children',
+  });
   const termAt = Date.now();
   process.kill(pool.pid, 'SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const exit = await Promise.race([pool.exited, new Promise<undefined>((resolve) => { timer = setTimeout(resolve, 30_000, undefined); })]);
+  const exit = await Promise.race([
+    pool.exited,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, 30_000, undefined);
+    }),
+  ]);
   clearTimeout(timer);
   const stopMs = Date.now() - termAt;
   const result = await load;
@@ -127,15 +152,21 @@ test('graceful stop under load: no request that a child had accepted fails', asy
   const notAccepted = failed.filter((o) => !started.has(o.i));
   const inFlightAtTerm = result.outcomes.filter((o) => started.has(o.i) && o.startedAt < termAt && o.endedAt >= termAt);
   const unfinished = [...started].filter((i) => !ended.has(i));
-  t.diagnostic(`${result.outcomes.length} requests: ${result.ok} ok, ${failed.length} failed (${JSON.stringify(result.errors)}); `
-    + `accepted by a child and failed: ${acceptedFailed.length}; failed without being accepted: ${notAccepted.length}; `
-    + `accepted requests still running at SIGTERM: ${inFlightAtTerm.length}; supervisor exit ${stopMs} ms after SIGTERM (${JSON.stringify(exit)})`);
+  t.diagnostic(
+    `${result.outcomes.length} requests: ${result.ok} ok, ${failed.length} failed (${JSON.stringify(result.errors)}); ` +
+      `accepted by a child and failed: ${acceptedFailed.length}; failed without being accepted: ${notAccepted.length}; ` +
+      `accepted requests still running at SIGTERM: ${inFlightAtTerm.length}; supervisor exit ${stopMs} ms after SIGTERM (${JSON.stringify(exit)})`,
+  );
 
   assert.ok(exit, `the supervisor did not exit within 30 s of SIGTERM:\n${pool.stderr()}`);
   assert.equal(exit.code, 0);
   assert.ok(result.ok >= 8, `too few answered requests: ${result.ok}`);
   assert.ok(inFlightAtTerm.length >= 1, 'no request was running when SIGTERM came: the test proves nothing');
-  assert.deepEqual(acceptedFailed.map((o) => `${o.i}: ${o.error ?? o.status}`), [], 'requests a child had accepted failed');
+  assert.deepEqual(
+    acceptedFailed.map((o) => `${o.i}: ${o.error ?? o.status}`),
+    [],
+    'requests a child had accepted failed',
+  );
   assert.deepEqual(unfinished, [], 'requests a child started but did not finish');
   for (const pid of children) assert.ok(!childrenOf(pool.pid).includes(pid));
 });

@@ -74,17 +74,27 @@ test('kill -9 of one child: a new child takes its slot, the pool is back to 3 an
   assert.notEqual(victimSlot, undefined, `the start-up log names no slot for ${victim}:\n${pool.stderr()}`);
 
   process.kill(victim, 'SIGKILL');
-  const after = await waitFor(() => {
-    const pids = pool.childPids();
-    return pids.length === 3 && !pids.includes(victim) ? pids : undefined;
-  }, { timeoutMs: 20_000, what: 'the pool back to 3 children without the killed one' });
+  const after = await waitFor(
+    () => {
+      const pids = pool.childPids();
+      return pids.length === 3 && !pids.includes(victim) ? pids : undefined;
+    },
+    { timeoutMs: 20_000, what: 'the pool back to 3 children without the killed one' },
+  );
   const fresh = after.filter((pid) => !before.includes(pid));
   assert.equal(fresh.length, 1, `exactly one new child expected: before ${before}, after ${after}`);
   const newPid = fresh[0]!;
-  assert.deepEqual(after.filter((pid) => before.includes(pid)), before.filter((pid) => pid !== victim), 'the other children are untouched');
+  assert.deepEqual(
+    after.filter((pid) => before.includes(pid)),
+    before.filter((pid) => pid !== victim),
+    'the other children are untouched',
+  );
 
   // The log: the exit with slot, old pid and signal, then the new child in the same slot.
-  const log = await waitFor(() => (slotOf(pool.stderr(), newPid) !== undefined ? pool.stderr() : undefined), { timeoutMs: 20_000, what: 'the new child in the log' });
+  const log = await waitFor(() => (slotOf(pool.stderr(), newPid) !== undefined ? pool.stderr() : undefined), {
+    timeoutMs: 20_000,
+    what: 'the new child in the log',
+  });
   const exitLine = log.split('\n').find((line) => line.includes(`[${victimSlot}:${victim}]`) && /SIGKILL/.test(line));
   assert.ok(exitLine, `no log line names slot ${victimSlot}, pid ${victim} and SIGKILL:\n${log}`);
   assert.equal(slotOf(log, newPid), victimSlot, `the new child ${newPid} should be in slot ${victimSlot}:\n${log}`);
@@ -127,7 +137,10 @@ test('planned exits: php-cgi with PHP_FCGI_MAX_REQUESTS=5 serves 50 requests, re
   for (const n of answeredBy.values()) assert.ok(n <= 5, `a php-cgi answered more than PHP_FCGI_MAX_REQUESTS=5 requests: ${counts}`);
   // 50 requests at most 5 per child: at least 10 children served, the 2 first included.
   assert.ok(answeredBy.size >= 10, `at least 10 different children should have answered: ${counts}`);
-  assert.ok(current.some((pid) => !initial.includes(pid)), `the children's pids should have changed (${initial} -> ${current})`);
+  assert.ok(
+    current.some((pid) => !initial.includes(pid)),
+    `the children's pids should have changed (${initial} -> ${current})`,
+  );
   assert.ok(planned.length >= 8, `the log should call the exits planned (found ${planned.length}):\n${log}`);
   assert.doesNotMatch(log, /restarting in/, `a planned exit must not back off:\n${log}`);
   assert.doesNotMatch(log, /failure \d/, `a planned exit is no failure:\n${log}`);
@@ -145,11 +158,19 @@ test('php-cgi with PHP_FCGI_MAX_REQUESTS=25 under wrk -t2 -c32 -d5s through ngin
   t.after(() => nginx.stop());
 
   const result = await runWrk({ url: `${nginx.baseUrl}/pid.php`, threads: 2, connections: 32, durationS: 5 });
-  const children = await waitFor(() => (pool.childPids().length === 4 ? pool.childPids() : undefined), { timeoutMs: 20_000, what: 'four children after the load' });
-  const planned = pool.stderr().split('\n').filter((line) => /planned/.test(line)).length;
+  const children = await waitFor(() => (pool.childPids().length === 4 ? pool.childPids() : undefined), {
+    timeoutMs: 20_000,
+    what: 'four children after the load',
+  });
+  const planned = pool
+    .stderr()
+    .split('\n')
+    .filter((line) => /planned/.test(line)).length;
   const errorLog = nginx.errorLog();
   const nginxErrors = errorLog.split('\n').filter((line) => /\[(error|crit|alert|emerg)\]/.test(line));
-  t.diagnostic(`wrk: ${result.requests} requests (${result.requestsPerSec}/s), non-2xx ${result.non2xx}, socket errors ${JSON.stringify(result.socketErrors)}; ${planned} planned recycles; nginx error lines ${nginxErrors.length}`);
+  t.diagnostic(
+    `wrk: ${result.requests} requests (${result.requestsPerSec}/s), non-2xx ${result.non2xx}, socket errors ${JSON.stringify(result.socketErrors)}; ${planned} planned recycles; nginx error lines ${nginxErrors.length}`,
+  );
 
   assert.ok(result.requests > 200, `too few requests to mean anything: ${result.output}`);
   assert.ok(planned >= 4, `php-cgi should have been recycled several times under load (${planned} planned exits logged)`);
@@ -188,26 +209,40 @@ test('no zombies: 20 restarts, every killed child reaped, none left in state Z',
   const killed: number[] = [];
   try {
     for (let i = 0; i < 20; i++) {
-      const current = await waitFor(() => (pool.childPids().length === 2 ? pool.childPids() : undefined), { timeoutMs: 20_000, what: `two children before kill ${i + 1}` });
+      const current = await waitFor(() => (pool.childPids().length === 2 ? pool.childPids() : undefined), {
+        timeoutMs: 20_000,
+        what: `two children before kill ${i + 1}`,
+      });
       const victim = current[i % 2]!;
       // Older than --stable-after, so that the replacement comes at once.
       await sleep(60);
       signalIfAlive(victim, 'SIGKILL');
       killed.push(victim);
-      await waitFor(() => !pool.childPids().includes(victim) && pool.childPids().length === 2, { timeoutMs: 20_000, intervalMs: 5, what: `the replacement of ${victim}` });
+      await waitFor(() => !pool.childPids().includes(victim) && pool.childPids().length === 2, {
+        timeoutMs: 20_000,
+        intervalMs: 5,
+        what: `the replacement of ${victim}`,
+      });
     }
   } finally {
     sampling = false;
     await sampler;
   }
   // Reaping comes a moment after the replacement, later on a busy machine: wait for it, then check.
-  await waitFor(() => [...childStates(pool.pid)].every(([, state]) => state !== 'Z') && killed.every((pid) => readStatus(pid) === undefined), { timeoutMs: 20_000, what: 'every killed child reaped' }).catch(() => undefined);
-  await waitFor(() => (pool.stderr().match(/child spawned: PID/g) ?? []).length >= 20, { timeoutMs: 20_000, what: '20 respawns in the log' }).catch(() => undefined);
+  await waitFor(() => [...childStates(pool.pid)].every(([, state]) => state !== 'Z') && killed.every((pid) => readStatus(pid) === undefined), {
+    timeoutMs: 20_000,
+    what: 'every killed child reaped',
+  }).catch(() => undefined);
+  await waitFor(() => (pool.stderr().match(/child spawned: PID/g) ?? []).length >= 20, { timeoutMs: 20_000, what: '20 respawns in the log' }).catch(
+    () => undefined,
+  );
 
   const restarts = (pool.stderr().match(/child spawned: PID/g) ?? []).length;
   const longest = Math.max(0, ...[...zombieSeen.values()].map((z) => z.last - z.first));
   const left = [...childStates(pool.pid)].filter(([, state]) => state === 'Z');
-  t.diagnostic(`${killed.length} children killed, ${restarts} respawns logged, ${samples} samples, ${zombieSeen.size} zombies seen, longest seen ${longest} ms, zombies left ${left.length}`);
+  t.diagnostic(
+    `${killed.length} children killed, ${restarts} respawns logged, ${samples} samples, ${zombieSeen.size} zombies seen, longest seen ${longest} ms, zombies left ${left.length}`,
+  );
 
   assert.equal(restarts, 20, `20 respawns expected in the log:\n${pool.stderr()}`);
   assert.deepEqual(left, [], 'zombie children of the supervisor remain');

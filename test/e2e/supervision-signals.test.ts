@@ -54,7 +54,12 @@ async function loggerPool(options: string[], loggerArgs: string[] = [], procs = 
 async function waitExit(pool: RunningPool, timeoutMs: number): Promise<number> {
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
-  const exit = await Promise.race([pool.exited, new Promise<undefined>((resolve) => { timer = setTimeout(resolve, timeoutMs, undefined); })]);
+  const exit = await Promise.race([
+    pool.exited,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs, undefined);
+    }),
+  ]);
   clearTimeout(timer);
   assert.ok(exit, `the supervisor did not exit within ${timeoutMs} ms:\n${pool.stderr()}`);
   return Date.now() - started;
@@ -84,12 +89,19 @@ test('a child that ignores the kill signal gets SIGKILL after --kill-timeout 1s:
   // 1 s after sending it, however busy the machine (lateness only adds; the 50 ms of slack are libuv's
   // cached loop clock, which can start a timer a few ms early). That the configured 1 s (and not the
   // 10 s default) was applied shows in the escalation line.
-  const goneAfter = await waitFor(() => (isGone(child) ? Date.now() - signalledAt : undefined), { timeoutMs: 30_000, intervalMs: 10, what: `child ${child} to die` });
+  const goneAfter = await waitFor(() => (isGone(child) ? Date.now() - signalledAt : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 10,
+    what: `child ${child} to die`,
+  });
   await waitExit(pool, 30_000);
   t.diagnostic(`child gone ${goneAfter} ms after SIGTERM, supervisor exit ${Date.now() - signalledAt} ms after it; events ${JSON.stringify([...events(log)])}`);
   assert.deepEqual(events(log).get(child), ['READY', 'SIGTERM'], 'the child got SIGTERM (and ignored it)');
   assert.ok(goneAfter >= 950, `the child died ${goneAfter} ms after SIGTERM, before the 1 s kill timeout`);
-  const escalation = pool.stderr().split('\n').find((line) => /SIGKILL/.test(line));
+  const escalation = pool
+    .stderr()
+    .split('\n')
+    .find((line) => /SIGKILL/.test(line));
   assert.ok(escalation, `the escalation is logged:\n${pool.stderr()}`);
   assert.match(escalation, /\b(1000 ?ms|1 ?s)\b/, 'the escalation names the configured timeout');
   assert.equal(pool.exitStatus()?.code, 0);
@@ -101,7 +113,10 @@ test('a second SIGTERM during the stop kills the children at once (not after the
   await waitFor(() => children.every((pid) => events(log).get(pid)?.includes('SIGTERM')), { timeoutMs: 20_000, what: 'SIGTERM logged by both children' });
   await sleep(200);
   assert.equal(pool.exitStatus(), undefined, 'the supervisor waits for the children that ignore SIGTERM');
-  assert.ok(children.every((pid) => !isGone(pid)), 'the children ignore SIGTERM');
+  assert.ok(
+    children.every((pid) => !isGone(pid)),
+    'the children ignore SIGTERM',
+  );
   process.kill(pool.pid, 'SIGTERM');
   // Without the second SIGTERM the exit would come 60 s after the first: a 30 s wait tells them apart.
   const elapsed = await waitExit(pool, 30_000);
@@ -133,7 +148,11 @@ test('SIGTTIN adds a child, SIGTTOU removes one, never below one', async (t) => 
   process.kill(pool.pid, 'SIGTTIN');
   const three = await count(3, '3 children after SIGTTIN');
   steps.push(`TTIN ${three.length}`);
-  assert.deepEqual(three.filter((pid) => initial.includes(pid)), initial, 'the old children stay');
+  assert.deepEqual(
+    three.filter((pid) => initial.includes(pid)),
+    initial,
+    'the old children stay',
+  );
   process.kill(pool.pid, 'SIGTTIN');
   steps.push(`TTIN ${(await count(4, '4 children after the second SIGTTIN')).length}`);
 
@@ -158,12 +177,19 @@ test('SIGKILL to the supervisor: every child dies with it (PR_SET_PDEATHSIG)', a
   const pool = await startPool(['-s', sock, '-F', '3', '--', RESPONDER]);
   const children = pool.childPids();
   assert.equal(children.length, 3);
-  assert.ok(children.every((pid) => !isGone(pid)), 'the children run before the kill');
+  assert.ok(
+    children.every((pid) => !isGone(pid)),
+    'the children run before the kill',
+  );
   const started = Date.now();
   pool.kill();
   await pool.exited;
   // Nothing else ends these children: if they go, it is the death signal. The time goes to the log only.
-  await waitFor(() => children.every(isGone), { timeoutMs: 20_000, intervalMs: 10, what: 'every child gone (missing or zombie) after SIGKILL to the supervisor' });
+  await waitFor(() => children.every(isGone), {
+    timeoutMs: 20_000,
+    intervalMs: 10,
+    what: 'every child gone (missing or zombie) after SIGKILL to the supervisor',
+  });
   t.diagnostic(`children ${children} gone ${Date.now() - started} ms after SIGKILL to the supervisor`);
   removePath(sock);
 });

@@ -56,7 +56,14 @@ function readPid(file = pidFile): number {
 
 /** pid.php answers `pid=<the php-cgi pid>`. */
 async function answeringPid(path = socket): Promise<number> {
-  const params = { REQUEST_METHOD: 'GET', SCRIPT_FILENAME: PID_SCRIPT, SCRIPT_NAME: '/pid.php', QUERY_STRING: '', GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1' };
+  const params = {
+    REQUEST_METHOD: 'GET',
+    SCRIPT_FILENAME: PID_SCRIPT,
+    SCRIPT_NAME: '/pid.php',
+    QUERY_STRING: '',
+    GATEWAY_INTERFACE: 'CGI/1.1',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+  };
   const response = await fcgiRequest({ path }, params, { timeoutMs: 20_000 });
   const match = /^pid=(\d+)$/m.exec(response.stdout.toString());
   assert.ok(match, `no pid= line in ${JSON.stringify(response.stdout.toString())}`);
@@ -254,7 +261,10 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
       const kids = childrenOf(pid);
       assert.equal(kids.length, 2);
       const env = Object.fromEntries(
-        readFileSync(`/proc/${kids[0]}/environ`, 'utf8').split('\0').filter((e) => e !== '').map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+        readFileSync(`/proc/${kids[0]}/environ`, 'utf8')
+          .split('\0')
+          .filter((e) => e !== '')
+          .map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
       );
       assert.deepEqual(Object.keys(env).sort(), ['PATH', 'PHP_FCGI_CHILDREN', 'PHP_FCGI_MAX_REQUESTS']);
       assert.equal(env.PHP_FCGI_MAX_REQUESTS, '77');

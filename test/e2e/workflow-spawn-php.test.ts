@@ -210,7 +210,13 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
       assert.equal(pid, child.pid, 'with -n the script execs the supervisor in place');
       const cmdline = argvOf(pid);
       assert.deepEqual(cmdline.slice(cmdline.indexOf('--') + 1), [PHP_CGI, '-d', 'error_reporting=0']);
-      for (const [flag, value] of [['-p', String(port)], ['-a', '127.0.0.1'], ['-F', '2'], ['-C', '5'], ['--kill-timeout', '2s']]) {
+      for (const [flag, value] of [
+        ['-p', String(port)],
+        ['-a', '127.0.0.1'],
+        ['-F', '2'],
+        ['-C', '5'],
+        ['--kill-timeout', '2s'],
+      ]) {
         assert.equal(cmdline[cmdline.indexOf(flag!) + 1], value, `${flag} in ${cmdline.join(' ')}`);
       }
       assert.ok(cmdline.includes('-n'));
@@ -247,7 +253,7 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     assert.match(unknown.stderr, /^usage: spawn-php\.sh \[-n\] \[CONFIG\]/);
   });
 
-  test('a start that fails is reported with the binary\'s status', async () => {
+  test("a start that fails is reported with the binary's status", async () => {
     const config = join(dir, 'bad.conf');
     writeFileSync(config, `FCGISOCKET=${join(dir, 'bad.sock')}\nFCGIPROGRAM=/nonexistent/php-cgi\n`);
     const result = await run('sh', [SCRIPT, config], { PATH: TEST_PATH });
@@ -260,16 +266,20 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     mkdirSync(join(base, 'etc'), { recursive: true });
     writeFileSync(join(base, 'etc', 'php.ini'), 'precision = 7\n');
     const script = join(dir, 'phprc.php');
-    writeFileSync(script, "<?php\nheader('Content-Type: text/plain');\necho 'PHPRC=', getenv('PHPRC', true), ' TMPDIR=', var_export(getenv('TMPDIR', true), true), ' precision=', ini_get('precision');\n");
-    const settings = (socket: string) => [
-      `FCGISOCKET="${socket}"`,
-      `BASE="${base}"`,
-      'export PHPRC="$BASE/etc"',
-      'TMPDIR=/var/tmp/php',
-      'PHP_FCGI_CHILDREN=0',
-      'ALLOWED_ENV="PATH PHPRC"',
-      '',
-    ].join('\n');
+    writeFileSync(
+      script,
+      "<?php\nheader('Content-Type: text/plain');\necho 'PHPRC=', getenv('PHPRC', true), ' TMPDIR=', var_export(getenv('TMPDIR', true), true), ' precision=', ini_get('precision');\n",
+    );
+    const settings = (socket: string) =>
+      [
+        `FCGISOCKET="${socket}"`,
+        `BASE="${base}"`,
+        'export PHPRC="$BASE/etc"',
+        'TMPDIR=/var/tmp/php',
+        'PHP_FCGI_CHILDREN=0',
+        'ALLOWED_ENV="PATH PHPRC"',
+        '',
+      ].join('\n');
 
     // spawn-php.sh sources the file: the exported PHPRC is in ALLOWED_ENV, TMPDIR is not.
     const viaScript = join(dir, 'phprc-script.sock');
@@ -295,7 +305,10 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     const pool = await startPool(['--config', config], { target: { path: viaConfig }, env: { PATH: TEST_PATH } });
     try {
       assert.equal(await phpRequest(viaConfig, script), `PHPRC=${base}/etc TMPDIR=false precision=7`);
-      assert.match(pool.stderr(), /^spawn-fcgi-ts: WARNING: .*phprc-config\.conf:4: TMPDIR is set but not used: ALLOWED_ENV does not name it and no later line uses \$TMPDIR$/m);
+      assert.match(
+        pool.stderr(),
+        /^spawn-fcgi-ts: WARNING: .*phprc-config\.conf:4: TMPDIR is set but not used: ALLOWED_ENV does not name it and no later line uses \$TMPDIR$/m,
+      );
     } finally {
       await pool.stop();
     }
@@ -309,7 +322,10 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     const fifo = join(dir, 'fifo.conf');
     execFileSync('mkfifo', [fifo]);
     for (const [file, message] of [
-      [doubling, `spawn-fcgi-ts: ${doubling}:16: the value of this variable is longer than 130816 bytes (the kernel refuses longer arguments and environment strings)\n`],
+      [
+        doubling,
+        `spawn-fcgi-ts: ${doubling}:16: the value of this variable is longer than 130816 bytes (the kernel refuses longer arguments and environment strings)\n`,
+      ],
       [big, `spawn-fcgi-ts: config file '${big}' is larger than 1048576 bytes: refused\n`],
       [fifo, `spawn-fcgi-ts: reading config file '${fifo}' failed: not a regular file\n`],
     ]) {
@@ -319,4 +335,3 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
     }
   });
 });
-

@@ -15,7 +15,10 @@ createServer((request, response) => response.writeHead(Number(status), { 'conten
   .listen(path, () => process.stdout.write('listening\\n'));
 `;
 
-export interface FakeControl { pid: number; stop(): void }
+export interface FakeControl {
+  pid: number;
+  stop(): void;
+}
 
 /** Serve `body` on `path` (as `user` when given); `dir` must be readable by that user (the script is put there). */
 export async function startFakeControl(dir: string, path: string, body: string, options: { user?: string; status?: number } = {}): Promise<FakeControl> {
@@ -23,12 +26,18 @@ export async function startFakeControl(dir: string, path: string, body: string, 
   writeFileSync(script, SERVER);
   chmodSync(script, 0o644);
   const argv = [script, path, String(options.status ?? 200)];
-  const child = options.user === undefined
-    ? spawn(process.execPath, argv, { env: { ...process.env, BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn('setpriv', [`--reuid=${options.user}`, '--regid=nogroup', '--clear-groups', process.execPath, ...argv], { env: { ...process.env, BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child =
+    options.user === undefined
+      ? spawn(process.execPath, argv, { env: { ...process.env, BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn('setpriv', [`--reuid=${options.user}`, '--regid=nogroup', '--clear-groups', process.execPath, ...argv], {
+          env: { ...process.env, BODY: body },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
   track(child.pid!);
   let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
   await waitFor(() => out.includes('listening') || child.exitCode !== null, { timeoutMs: 10_000, what: `the fake control socket ${path}` });
   if (!out.includes('listening')) throw new Error(`the fake control socket ${path} exited (${child.exitCode})`);
   return { pid: child.pid!, stop: () => signalIfAlive(child.pid!, 'SIGKILL') };

@@ -2,10 +2,10 @@
  * A Pool driven by hand: a fake launcher whose children exec, fail and exit when the test says so, and a
  * fake clock whose timers fire when the test advances it. No process is started.
  */
-import type { Clock, Timer } from '../../src/clock.js';
-import type { ChildExit, ExecOutcome, LaunchedChild, Launcher, LaunchSpec } from '../../src/launcher.js';
-import type { Logger } from '../../src/log.js';
-import { Pool, type PoolEvent, type PoolOptions } from '../../src/pool.js';
+import type { Clock, Timer } from '../../src/common/clock.js';
+import type { ChildExit, ExecOutcome, LaunchedChild, Launcher, LaunchSpec } from '../../src/child/launcher.js';
+import type { Logger } from '../../src/observe/log.js';
+import { Pool, type PoolEvent, type PoolOptions } from '../../src/pool/pool.js';
 
 export class FakeClock implements Clock {
   private time = 1_000_000;
@@ -19,7 +19,11 @@ export class FakeClock implements Clock {
   after(ms: number, fn: () => void): Timer {
     const timer = { at: this.time + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
-    return { cancel: () => { timer.cancelled = true; } };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
   /** Timers still to fire. */
@@ -59,8 +63,12 @@ export class FakeChild implements LaunchedChild {
   private done = false;
 
   constructor(readonly pid: number) {
-    this.exec = new Promise((resolve) => { this.resolveExec = resolve; });
-    this.exited = new Promise((resolve) => { this.resolveExit = resolve; });
+    this.exec = new Promise((resolve) => {
+      this.resolveExec = resolve;
+    });
+    this.exited = new Promise((resolve) => {
+      this.resolveExit = resolve;
+    });
   }
 
   signal(signal: number | NodeJS.Signals): void {
@@ -140,9 +148,11 @@ export function harness(overrides: Partial<PoolOptions> = {}): Harness {
   const events: PoolEvent[] = [];
   const lines: string[] = [];
   const giveUps: number[] = [];
-  const log = (level: string) => (_event: string, message: string, fields: { slot?: number; pid?: number } = {}) => {
-    lines.push(`${level} [${fields.slot ?? '-'}:${fields.pid ?? '-'}] ${message}`);
-  };
+  const log =
+    (level: string) =>
+    (_event: string, message: string, fields: { slot?: number; pid?: number } = {}) => {
+      lines.push(`${level} [${fields.slot ?? '-'}:${fields.pid ?? '-'}] ${message}`);
+    };
   const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), childOutput: () => undefined } as unknown as Logger;
   const h: Harness = { pool: undefined as unknown as Pool, clock, launcher, events, lines, giveUps, obedient: true };
   const launch: Launcher = (spec, onLine) => {

@@ -67,7 +67,6 @@ export async function startLighttpd(options: LighttpdOptions): Promise<RunningLi
   return { ...server, configText };
 }
 
-
 // ---------------------------------------------------------------- load
 
 export interface LoadResult {
@@ -85,7 +84,10 @@ export interface LoadResult {
  * Requests to `url` from `concurrency` clients at once (no keep-alive), until `requests` were made or,
  * when `until` is given, until it returns true. Failures are recorded, not thrown.
  */
-export async function httpLoad(url: string, options: { concurrency: number; requests?: number; until?: () => boolean; timeoutMs?: number }): Promise<LoadResult[]> {
+export async function httpLoad(
+  url: string,
+  options: { concurrency: number; requests?: number; until?: () => boolean; timeoutMs?: number },
+): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
   let started = 0;
   const more = () => (options.until !== undefined ? !options.until() : started < (options.requests ?? 0));
@@ -109,7 +111,10 @@ export async function httpLoad(url: string, options: { concurrency: number; requ
 export function countBy(results: LoadResult[], name: string): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const result of results) {
-    const value = result.status === 200 ? new RegExp(`^${name}=(.*)$`, 'm').exec(result.body)?.[1] ?? '(none)' : `HTTP ${result.status}${result.error ? ` ${result.error}` : ''}`;
+    const value =
+      result.status === 200
+        ? (new RegExp(`^${name}=(.*)$`, 'm').exec(result.body)?.[1] ?? '(none)')
+        : `HTTP ${result.status}${result.error ? ` ${result.error}` : ''}`;
     counts[value] = (counts[value] ?? 0) + 1;
   }
   return counts;

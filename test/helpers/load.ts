@@ -64,9 +64,10 @@ export function parseWrkOutput(output: string): WrkResult {
   const requests = /^\s*(\d+) requests in ([\d.]+)(\w+)/m.exec(output);
   if (requests === null) throw new Error(`no "N requests in" line in wrk's output:\n${output}`);
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
-  const socketErrors: WrkSocketErrors = errors === null
-    ? { connect: 0, read: 0, write: 0, timeout: 0 }
-    : { connect: Number(errors[1]), read: Number(errors[2]), write: Number(errors[3]), timeout: Number(errors[4]) };
+  const socketErrors: WrkSocketErrors =
+    errors === null
+      ? { connect: 0, read: 0, write: 0, timeout: 0 }
+      : { connect: Number(errors[1]), read: Number(errors[2]), write: Number(errors[3]), timeout: Number(errors[4]) };
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
   const rate = /Requests\/sec:\s+([\d.]+)/.exec(output);
   return {
@@ -83,10 +84,14 @@ export function parseWrkOutput(output: string): WrkResult {
 export function startWrk(options: WrkOptions): RunningWrk {
   const durationS = options.durationS ?? 5;
   const args = [
-    '-t', String(options.threads ?? 2),
-    '-c', String(options.connections ?? 32),
-    '-d', `${durationS}s`,
-    '--timeout', `${options.timeoutS ?? 5}s`,
+    '-t',
+    String(options.threads ?? 2),
+    '-c',
+    String(options.connections ?? 32),
+    '-d',
+    `${durationS}s`,
+    '--timeout',
+    `${options.timeoutS ?? 5}s`,
     options.url,
   ];
   const child = spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -170,7 +175,14 @@ export async function fcgiLoad(options: FcgiLoadOptions): Promise<FcgiLoadResult
   const deadline = Date.now() + (options.durationMs ?? 2000);
   const limit = options.requests;
   let stopped = false;
-  void options.until?.then(() => { stopped = true; }, () => { stopped = true; });
+  void options.until?.then(
+    () => {
+      stopped = true;
+    },
+    () => {
+      stopped = true;
+    },
+  );
   let next = 0;
   const outcomes: FcgiOutcome[] = [];
   const more = () => !stopped && (limit !== undefined ? next < limit : Date.now() < deadline);

@@ -57,7 +57,10 @@ function ip(args: string[], { check = true } = {}): { status: number | null; std
 
 /** Names from `ip netns list` (each line starts with the name, maybe followed by "(id: n)"). */
 export function listNamespaces(): string[] {
-  return ip(['netns', 'list'], { check: false }).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0]!).filter((n) => n !== '');
+  return ip(['netns', 'list'], { check: false })
+    .stdout.split('\n')
+    .map((l) => l.trim().split(/\s+/)[0]!)
+    .filter((n) => n !== '');
 }
 
 const created = new Set<BackendHost>();
@@ -130,7 +133,10 @@ export function createHosts(labels: string[]): Hosts {
 export function removeHost(host: BackendHost): void {
   if (host.kind !== 'netns' || host.namespace === undefined) return;
   if (listNamespaces().includes(host.namespace)) {
-    const pids = ip(['netns', 'pids', host.namespace], { check: false }).stdout.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number);
+    const pids = ip(['netns', 'pids', host.namespace], { check: false })
+      .stdout.split(/\s+/)
+      .filter((p) => /^\d+$/.test(p))
+      .map(Number);
     for (const pid of pids) signalIfAlive(pid, 'SIGKILL');
   }
   if (host.hostInterface !== undefined) ip(['link', 'del', host.hostInterface], { check: false });
@@ -165,7 +171,12 @@ export interface HostPool {
  * `<host.prefix> node dist/cli.mjs -n -a <host.address> -p <port> ...args` (args must not give -a/-p),
  * resolved once a FastCGI request from here gets an answer and `procs` children are up.
  */
-export async function startPoolOn(host: BackendHost, port: number, args: string[], options: { procs?: number; probeParams?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<HostPool> {
+export async function startPoolOn(
+  host: BackendHost,
+  port: number,
+  args: string[],
+  options: { procs?: number; probeParams?: Record<string, string>; readyTimeoutMs?: number } = {},
+): Promise<HostPool> {
   const argv = [...host.prefix, process.execPath, CLI, '-n', '-a', host.address, '-p', String(port), ...args];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
@@ -176,7 +187,12 @@ export async function startPoolOn(host: BackendHost, port: number, args: string[
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   let exit: Exit | undefined;
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => { exit = { code, signal }; resolve(exit); }));
+  const exited = new Promise<Exit>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    }),
+  );
   const target = { host: host.address, port };
   const pool: HostPool = {
     pid,
@@ -191,7 +207,12 @@ export async function startPoolOn(host: BackendHost, port: number, args: string[
     stop: async (signal = 'SIGTERM', timeoutMs = 15_000) => {
       if (exit === undefined) signalIfAlive(pid, signal);
       let timer: NodeJS.Timeout | undefined;
-      const result = await Promise.race([exited, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs); })]);
+      const result = await Promise.race([
+        exited,
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), timeoutMs);
+        }),
+      ]);
       clearTimeout(timer);
       if (result === undefined) throw new Error(`supervisor ${pid} on ${host.label} still running ${timeoutMs} ms after ${signal}\nstderr: ${stderr}`);
       await sleep(20);

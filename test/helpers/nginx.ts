@@ -34,7 +34,6 @@ export interface HttpAnswer {
   body: string;
 }
 
-
 export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
   const dir = tmpDir('sfts-nginx');
   const port = await freePort();
@@ -67,12 +66,18 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   // -e: the error log before the configuration is read (else nginx tries /var/log/nginx/error.log).
-  return startWebServer('nginx', NGINX, ['-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', `${dir}/`], { dir, port, readyTimeoutMs: options.readyTimeoutMs });
+  return startWebServer('nginx', NGINX, ['-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-p', `${dir}/`], {
+    dir,
+    port,
+    readyTimeoutMs: options.readyTimeoutMs,
+  });
 }
 
-
 /** One HTTP request (no keep-alive) with an optional body; resolves with status, headers and body text. */
-export function httpRequest(url: string, options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+export function httpRequest(
+  url: string,
+  options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const request = http.request(url, { method: options.method ?? 'GET', headers: { connection: 'close', ...options.headers }, agent: false }, (response) => {
       let body = '';

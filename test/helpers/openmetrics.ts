@@ -1,7 +1,16 @@
 import { execFileSync } from 'node:child_process';
 
-export interface Sample { name: string; labels: Record<string, string>; value: number }
-export interface Family { name: string; type: string; unit: string; samples: Sample[] }
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+export interface Family {
+  name: string;
+  type: string;
+  unit: string;
+  samples: Sample[];
+}
 
 /**
  * Parses OpenMetrics text with the reference implementation's strict parser (Debian's

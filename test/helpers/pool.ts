@@ -259,7 +259,9 @@ export async function startPool(args: string[], options: PoolOptions = {}): Prom
       let timer: NodeJS.Timeout | undefined;
       const result = await Promise.race([
         exited,
-        new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs); }),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), timeoutMs);
+        }),
       ]);
       clearTimeout(timer);
       if (result === undefined) throw new Error(`supervisor ${pid} still running ${timeoutMs} ms after ${signal}\nstderr: ${output.stderr()}`);

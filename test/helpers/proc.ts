@@ -97,7 +97,10 @@ export function descendants(pid: number): number[] {
 /** The command line of a process, arguments joined by spaces ('' if gone or a kernel thread). */
 export function cmdline(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '').join(' ');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((s) => s !== '')
+      .join(' ');
   } catch {
     return '';
   }
@@ -128,12 +131,15 @@ export function fdCount(pid: number): number {
 export async function settledFdCount(pid: number, options: { reads?: number; intervalMs?: number; timeoutMs?: number } = {}): Promise<number> {
   const { reads = 4, intervalMs = 100, timeoutMs = 20_000 } = options;
   const seen: number[] = [];
-  return waitFor(() => {
-    seen.push(fdCount(pid));
-    const last = seen.slice(-reads);
-    // A process always holds some descriptors, so the count is never a falsy 0.
-    return last.length === reads && last.every((n) => n === last[0]) ? last[0] : undefined;
-  }, { timeoutMs, intervalMs, what: `a steady descriptor count of ${pid}` });
+  return waitFor(
+    () => {
+      seen.push(fdCount(pid));
+      const last = seen.slice(-reads);
+      // A process always holds some descriptors, so the count is never a falsy 0.
+      return last.length === reads && last.every((n) => n === last[0]) ? last[0] : undefined;
+    },
+    { timeoutMs, intervalMs, what: `a steady descriptor count of ${pid}` },
+  );
 }
 
 /** Send a signal if the process is still there; never throws. */

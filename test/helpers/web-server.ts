@@ -31,7 +31,12 @@ process.once('exit', () => {
   for (const server of running) signalIfAlive(server.pid, 'SIGKILL');
 });
 
-export async function startWebServer(name: string, command: string, args: string[], options: { dir: string; port: number; readyTimeoutMs?: number }): Promise<RunningWebServer> {
+export async function startWebServer(
+  name: string,
+  command: string,
+  args: string[],
+  options: { dir: string; port: number; readyTimeoutMs?: number },
+): Promise<RunningWebServer> {
   const { dir, port } = options;
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -39,7 +44,12 @@ export async function startWebServer(name: string, command: string, args: string
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
   const pid = child.pid;
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   const errorLog = () => {
     try {
       return readFileSync(join(dir, 'error.log'), 'utf8');
@@ -80,7 +90,10 @@ export async function startWebServer(name: string, command: string, args: string
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }

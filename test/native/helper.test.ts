@@ -27,10 +27,7 @@ before(() => {
 });
 
 function requireResponder(): void {
-  assert.ok(
-    fs.existsSync(RESPONDER),
-    `${RESPONDER} missing: it is linked -static; install libc6-dev and run 'sh scripts/build-helper.sh'`,
-  );
+  assert.ok(fs.existsSync(RESPONDER), `${RESPONDER} missing: it is linked -static; install libc6-dev and run 'sh scripts/build-helper.sh'`);
 }
 
 // ---------------------------------------------------------------- utilities
@@ -173,10 +170,7 @@ test('exec success: status fd closes empty, --listen makes the bound socket acce
   const fd0 = bindUnix(t, path);
 
   // Bound but not listening: nobody may connect yet (the supervisor never listens).
-  await assert.rejects(
-    new Promise((resolve, reject) => net.connect(path).once('connect', resolve).once('error', reject)),
-    /ECONNREFUSED/,
-  );
+  await assert.rejects(new Promise((resolve, reject) => net.connect(path).once('connect', resolve).once('error', reject)), /ECONNREFUSED/);
 
   const stray = fs.openSync('/dev/null', 'r');
   t.after(() => fs.closeSync(stray));
@@ -236,12 +230,20 @@ describe('each failure writes one line to the status fd and exits 111', () => {
       message: () => `chroot('${missing}') failed: No such file or directory`,
       rootOnly: true,
     },
-    { name: 'chdir into a missing dir', args: () => ['--chdir', missing, '--', '/bin/true'], message: () => `chdir('${missing}') failed: No such file or directory` },
+    {
+      name: 'chdir into a missing dir',
+      args: () => ['--chdir', missing, '--', '/bin/true'],
+      message: () => `chdir('${missing}') failed: No such file or directory`,
+    },
     { name: '--uid 0 without --allow-root', args: () => ['--uid', '0', '--', '/bin/true'], message: () => 'I will not set uid to 0' },
     { name: '--gid 0 without --allow-root', args: () => ['--gid', '0', '--', '/bin/true'], message: () => 'I will not set gid to 0' },
     { name: 'unknown rlimit name', args: () => ['--rlimit', 'foo=1', '--', '/bin/true'], message: () => "unknown rlimit 'foo'" },
     { name: 'bad rlimit value', args: () => ['--rlimit', 'nofile=12x', '--', '/bin/true'], message: () => "invalid rlimit value for nofile: '12x'" },
-    { name: 'soft rlimit above hard', args: () => ['--rlimit', 'nofile=100:50', '--', '/bin/true'], message: () => 'setrlimit(nofile) failed: Invalid argument' },
+    {
+      name: 'soft rlimit above hard',
+      args: () => ['--rlimit', 'nofile=100:50', '--', '/bin/true'],
+      message: () => 'setrlimit(nofile) failed: Invalid argument',
+    },
     {
       name: 'listen on a non-socket fd 0',
       args: () => ['--listen', '16', '--', '/bin/true'],
@@ -252,11 +254,27 @@ describe('each failure writes one line to the status fd and exits 111', () => {
     { name: 'no program', args: () => ['--listen', '1', '--'], message: () => 'usage: spawn-fcgi-ts-helper [' },
     { name: 'unknown option', args: () => ['--frobnicate', '1', '--', '/bin/true'], message: () => "usage: unknown option '--frobnicate'" },
     { name: '--groups without ids', args: () => ['--groups', '65534', '--', '/bin/true'], message: () => 'usage: --groups needs --gid or --uid' },
-    { name: '--groups with a name', args: () => ['--groups', 'nogroup', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups 'nogroup'" },
-    { name: '--groups with an empty item', args: () => ['--groups', '1,,2', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,,2'" },
-    { name: '--groups with a trailing comma', args: () => ['--groups', '1,', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '1,'" },
+    {
+      name: '--groups with a name',
+      args: () => ['--groups', 'nogroup', '--gid', '65534', '--', '/bin/true'],
+      message: () => "usage: invalid --groups 'nogroup'",
+    },
+    {
+      name: '--groups with an empty item',
+      args: () => ['--groups', '1,,2', '--gid', '65534', '--', '/bin/true'],
+      message: () => "usage: invalid --groups '1,,2'",
+    },
+    {
+      name: '--groups with a trailing comma',
+      args: () => ['--groups', '1,', '--gid', '65534', '--', '/bin/true'],
+      message: () => "usage: invalid --groups '1,'",
+    },
     { name: '--groups with a negative id', args: () => ['--groups', '-1', '--gid', '65534', '--', '/bin/true'], message: () => "usage: invalid --groups '-1'" },
-    { name: '--user is gone (no NSS call in the helper)', args: () => ['--user', 'nobody', '--gid', '65534', '--', '/bin/true'], message: () => "usage: unknown option '--user'" },
+    {
+      name: '--user is gone (no NSS call in the helper)',
+      args: () => ['--user', 'nobody', '--gid', '65534', '--', '/bin/true'],
+      message: () => "usage: unknown option '--user'",
+    },
   ];
 
   for (const c of cases) {
@@ -298,11 +316,17 @@ describe('each failure writes one line to the status fd and exits 111', () => {
 
 test('rlimits are applied before exec', { timeout: 60_000 }, async (t) => {
   const r = runHelper(t, [
-    '--status-fd', '3',
-    '--rlimit', 'nofile=123:456',
-    '--rlimit', 'core=0',
-    '--rlimit', 'STACK=8388608:unlimited',
-    '--', '/bin/sleep', '5',
+    '--status-fd',
+    '3',
+    '--rlimit',
+    'nofile=123:456',
+    '--rlimit',
+    'core=0',
+    '--rlimit',
+    'STACK=8388608:unlimited',
+    '--',
+    '/bin/sleep',
+    '5',
   ]);
   assert.equal(await r.status, '');
   const limits = fs.readFileSync(`/proc/${r.pid}/limits`, 'utf8');
@@ -414,7 +438,7 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
   });
 
   test('resolveCredentials gives the groups initgroups() would: the target gid and the memberships', async () => {
-    const { resolveCredentials } = await import('../../src/identity.js');
+    const { resolveCredentials } = await import('../../src/common/identity.js');
     assert.deepEqual(resolveCredentials(user, undefined), { uid, gid, userName: user, groups: [gid, extraGid] });
     assert.deepEqual(resolveCredentials(user, 'nogroup').groups, [Number(sh('getent', 'group', 'nogroup').split(':')[2]), extraGid]);
     assert.deepEqual(resolveCredentials(String(uid), undefined).groups, [gid, extraGid]);
@@ -424,8 +448,10 @@ describe('privilege drop with a temporary user and groups', ROOT_ONLY, () => {
   test("resolveCredentials falls back to 'id -G' where getent has no initgroups database (musl, busybox)", async (t) => {
     const bin = tempDir(t, 'sfts-getent-');
     const real = sh('sh', '-c', 'command -v getent');
-    fs.writeFileSync(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = initgroups ] && { echo "Unknown database: $1" >&2; exit 1; }\nexec ${real} "$@"\n`, { mode: 0o755 });
-    const { resolveCredentials } = await import('../../src/identity.js');
+    fs.writeFileSync(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = initgroups ] && { echo "Unknown database: $1" >&2; exit 1; }\nexec ${real} "$@"\n`, {
+      mode: 0o755,
+    });
+    const { resolveCredentials } = await import('../../src/common/identity.js');
     const path = process.env.PATH;
     process.env.PATH = `${bin}:${path}`;
     try {
@@ -562,11 +588,18 @@ describe('--watch-queue: listens, then reports connections waiting in the accept
     assert.equal(r.stdout(), 'l', 'nothing reported while nothing is queued');
     const client = net.connect({ path });
     t.after(() => client.destroy());
-    await new Promise<void>((resolve, reject) => { client.once('connect', resolve); client.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', resolve);
+      client.once('error', reject);
+    });
     await waitFor("'a' then 'w's", () => /^law{2,}/.test(r.stdout()), 30_000);
     let answered = false;
-    client.on('data', () => { answered = true; });
-    client.on('end', () => { answered = true; });
+    client.on('data', () => {
+      answered = true;
+    });
+    client.on('end', () => {
+      answered = true;
+    });
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(answered, false, 'the connection was never accepted');
     assert.match(r.stdout(), /^law+$/);

@@ -1,5 +1,5 @@
 /**
- * Tests of the sd_notify sender: the native build/spawn-fcgi-ts-notify run directly, and src/sd-notify.ts
+ * Tests of the sd_notify sender: the native build/spawn-fcgi-ts-notify run directly, and src/observe/sd-notify.ts
  * (createNotifier) driving it. The receiving end is a real AF_UNIX SOCK_DGRAM socket held by a small
  * Python listener with SO_PASSCRED, which prints one JSON line per datagram: its bytes, the sender's
  * credentials (SCM_CREDENTIALS) and the CLOCK_MONOTONIC time of arrival.
@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { createNotifier, type Notifier, type NotifierOptions } from '../../src/sd-notify.js';
+import { createNotifier, type Notifier, type NotifierOptions } from '../../src/observe/sd-notify.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NOTIFY = join(ROOT, 'build', 'spawn-fcgi-ts-notify');
@@ -73,9 +73,13 @@ async function listen(t: TestContext, address: string): Promise<Listener> {
   let stderr = '';
   let rest = '';
   let ready!: () => void;
-  const readyPromise = new Promise<void>((resolve) => { ready = resolve; });
+  const readyPromise = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     const lines = (rest + chunk).split('\n');
     rest = lines.pop()!;
@@ -95,8 +99,12 @@ async function listen(t: TestContext, address: string): Promise<Listener> {
   t.after(stop);
   await Promise.race([
     readyPromise,
-    exited.then(() => { throw new Error(`listener on ${address} exited: ${stderr}`); }),
-    sleep(30_000, undefined, { ref: false }).then(() => { throw new Error(`listener on ${address} did not start: ${stderr}`); }),
+    exited.then(() => {
+      throw new Error(`listener on ${address} exited: ${stderr}`);
+    }),
+    sleep(30_000, undefined, { ref: false }).then(() => {
+      throw new Error(`listener on ${address} did not start: ${stderr}`);
+    }),
   ]);
   return {
     address,
@@ -190,7 +198,9 @@ function runNotifier(t: TestContext, args: string[], command: string[] = []): Di
   const [file, ...prefix] = command.length > 0 ? command : [NOTIFY];
   const child = spawn(file!, [...prefix, ...(command.length > 0 ? [NOTIFY] : []), ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
@@ -278,8 +288,14 @@ describe('spawn-fcgi-ts-notify', () => {
     run.child.stdin!.end();
     assert.deepEqual(await run.exited, { code: 0, signal: null });
     const got = await listener.waitFor(3);
-    assert.deepEqual(got.map((d) => d.data), ['READY=1\nSTATUS=two lines', 'WATCHDOG=1', big]);
-    assert.deepEqual(got.map((d) => d.bytes), [24, 10, 5007]);
+    assert.deepEqual(
+      got.map((d) => d.data),
+      ['READY=1\nSTATUS=two lines', 'WATCHDOG=1', big],
+    );
+    assert.deepEqual(
+      got.map((d) => d.bytes),
+      [24, 10, 5007],
+    );
     assert.ok(got.every((d) => !d.truncated));
     assert.match(run.stderr(), /^spawn-fcgi-ts-notify: 7 bytes without a terminating NUL at end of input dropped\n$/);
     await sleep(100);
@@ -298,7 +314,10 @@ describe('spawn-fcgi-ts-notify', () => {
     run.child.stdin!.end();
     assert.deepEqual(await run.exited, { code: 0, signal: null });
     const got = await listener.waitFor(301, 30_000);
-    assert.deepEqual(got.map((d) => d.data), ['READY=1\nSTATUS=joined', ...burst]);
+    assert.deepEqual(
+      got.map((d) => d.data),
+      ['READY=1\nSTATUS=joined', ...burst],
+    );
     assert.equal(run.stderr(), '');
   });
 
@@ -309,7 +328,10 @@ describe('spawn-fcgi-ts-notify', () => {
     await run.write(`STATUS=${'h'.repeat(200_000)}\0AFTER=1\0`);
     run.child.stdin!.end();
     assert.deepEqual(await run.exited, { code: 0, signal: null });
-    assert.deepEqual((await listener.waitFor(1)).map((d) => d.data), ['AFTER=1']);
+    assert.deepEqual(
+      (await listener.waitFor(1)).map((d) => d.data),
+      ['AFTER=1'],
+    );
     assert.match(run.stderr(), /^spawn-fcgi-ts-notify: message longer than 65536 bytes dropped\n$/);
   });
 
@@ -320,16 +342,33 @@ describe('spawn-fcgi-ts-notify', () => {
     await run.write('LOST=1\0LOST=2\0');
     await waitStderr(run, /No such file or directory/);
     await sleep(100);
-    assert.equal(run.stderr().split('\n').filter((l) => l !== '').length, 1, `one line for two drops: ${run.stderr()}`);
+    assert.equal(
+      run
+        .stderr()
+        .split('\n')
+        .filter((l) => l !== '').length,
+      1,
+      `one line for two drops: ${run.stderr()}`,
+    );
     assert.match(run.stderr(), new RegExp(`^spawn-fcgi-ts-notify: sending to ${path} failed: No such file or directory; message dropped \\(LOST=1\\)\\n$`));
 
     const listener = await listen(t, path);
     await run.write('DELIVERED=1\0');
-    assert.deepEqual((await listener.waitFor(1)).map((d) => d.data), ['DELIVERED=1']);
+    assert.deepEqual(
+      (await listener.waitFor(1)).map((d) => d.data),
+      ['DELIVERED=1'],
+    );
 
     await listener.stop(); // the path is removed: ENOENT again, reported again after the success
     await run.write('GONE=1\0');
-    await waitUntil('a second error line', () => run.stderr().split('\n').filter((l) => l !== '').length === 2);
+    await waitUntil(
+      'a second error line',
+      () =>
+        run
+          .stderr()
+          .split('\n')
+          .filter((l) => l !== '').length === 2,
+    );
     assert.match(run.stderr().split('\n')[1]!, /No such file or directory; message dropped \(GONE=1\)$/);
     assert.equal(run.child.exitCode, null, 'the notifier must keep running after send errors');
     run.child.stdin!.end();
@@ -363,7 +402,7 @@ describe('spawn-fcgi-ts-notify', () => {
     assert.equal(run.stderr(), '');
   });
 
-  test('without --pid the kernel reports the notifier\'s own pid', async (t) => {
+  test("without --pid the kernel reports the notifier's own pid", async (t) => {
     const listener = await listen(t, abstractName());
     const run = runNotifier(t, [listener.address]);
     await run.write('READY=1\0');
@@ -377,22 +416,20 @@ describe('spawn-fcgi-ts-notify', () => {
     const dir = tempDir(t);
     const listener = await listen(t, `${dir}/notify.sock`);
     // setpriv execs the notifier in place, so the spawned pid is the notifier's.
-    const run = runNotifier(t, [listener.address, '--pid', String(process.pid)], [
-      'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
-    ]);
+    const run = runNotifier(t, [listener.address, '--pid', String(process.pid)], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
     await run.write('READY=1\0STATUS=still here\0');
     run.child.stdin!.end();
     assert.deepEqual(await run.exited, { code: 0, signal: null });
     const got = await listener.waitFor(2);
-    assert.deepEqual(got.map((d) => d.data), ['READY=1', 'STATUS=still here']);
+    assert.deepEqual(
+      got.map((d) => d.data),
+      ['READY=1', 'STATUS=still here'],
+    );
     for (const d of got) {
-      assert.equal(d.pid, run.child.pid, 'the kernel fills in the sender\'s own pid');
+      assert.equal(d.pid, run.child.pid, "the kernel fills in the sender's own pid");
       assert.equal(d.uid, 65534);
     }
-    assert.equal(
-      run.stderr(),
-      `spawn-fcgi-ts-notify: may not send credentials for pid ${process.pid} (EPERM); sending without them\n`,
-    );
+    assert.equal(run.stderr(), `spawn-fcgi-ts-notify: may not send credentials for pid ${process.pid} (EPERM); sending without them\n`);
   });
 
   test('SIGTERM: sends every complete message already in the pipe, then exits 0', async (t) => {
@@ -403,7 +440,10 @@ describe('spawn-fcgi-ts-notify', () => {
     await run.write('SECOND=1\0THIRD=1\0fragm');
     run.child.kill('SIGTERM');
     assert.deepEqual(await run.exited, { code: 0, signal: null });
-    assert.deepEqual((await listener.waitFor(3)).map((d) => d.data), ['FIRST=1', 'SECOND=1', 'THIRD=1']);
+    assert.deepEqual(
+      (await listener.waitFor(3)).map((d) => d.data),
+      ['FIRST=1', 'SECOND=1', 'THIRD=1'],
+    );
     assert.match(run.stderr(), /5 bytes without a terminating NUL at end of input dropped/);
   });
 
@@ -446,7 +486,7 @@ describe('spawn-fcgi-ts-notify', () => {
 
 // ---------------------------------------------------------------- createNotifier
 
-describe('createNotifier (src/sd-notify.ts)', () => {
+describe('createNotifier (src/observe/sd-notify.ts)', () => {
   test('ready, status, reloading, ready, stopping: whole, in order, one notifier process, gone after close()', async (t) => {
     const listener = await listen(t, abstractName());
     const errors: string[] = [];
@@ -498,10 +538,13 @@ describe('createNotifier (src/sd-notify.ts)', () => {
     notifier.ready();
     notifier.stopping('bye');
     await notifier.close();
-    assert.deepEqual((await listener.waitFor(2)).map((d) => d.data), ['READY=1', 'STOPPING=1\nSTATUS=bye']);
+    assert.deepEqual(
+      (await listener.waitFor(2)).map((d) => d.data),
+      ['READY=1', 'STOPPING=1\nSTATUS=bye'],
+    );
   });
 
-  test('--pid as root: systemd would see the supervisor\'s pid, not the notifier\'s', ROOT_ONLY, async (t) => {
+  test("--pid as root: systemd would see the supervisor's pid, not the notifier's", ROOT_ONLY, async (t) => {
     const listener = await listen(t, abstractName());
     const notifier = notifierFor(t, { NOTIFY_SOCKET: listener.address });
     notifier.ready();
@@ -528,10 +571,16 @@ describe('createNotifier (src/sd-notify.ts)', () => {
     await sleep(300);
     assert.equal(listener.received.length, count, 'no ping after close()');
     const got = listener.received;
-    assert.ok(got.every((d) => d.data === 'WATCHDOG=1'), JSON.stringify(got.map((d) => d.data)));
+    assert.ok(
+      got.every((d) => d.data === 'WATCHDOG=1'),
+      JSON.stringify(got.map((d) => d.data)),
+    );
     // 1 at once + one per 100 ms at most: a doubled timer would exceed it.
     assert.ok(count <= 2 + Math.floor(elapsed / 100), `${count} pings in ${elapsed} ms: more than one per 100 ms`);
-    const gaps = got.slice(1).map((d, i) => (d.usec - got[i]!.usec) / 1000).sort((a, b) => a - b);
+    const gaps = got
+      .slice(1)
+      .map((d, i) => (d.usec - got[i]!.usec) / 1000)
+      .sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)]!;
     t.diagnostic(`${count} pings in ${elapsed} ms; median gap ${median.toFixed(1)} ms (gaps ${gaps.map((g) => g.toFixed(0)).join(' ')})`);
     // Arrival times can bunch up when one ping is delayed and the next is not, so the median, not each gap.
@@ -548,7 +597,10 @@ describe('createNotifier (src/sd-notify.ts)', () => {
     assert.equal(listener.received.length, 0);
     assert.deepEqual(ourNotifiers(), [], 'no notifier was even started');
     other.status('sentinel');
-    assert.deepEqual((await listener.waitFor(1)).map((d) => d.data), ['STATUS=sentinel']);
+    assert.deepEqual(
+      (await listener.waitFor(1)).map((d) => d.data),
+      ['STATUS=sentinel'],
+    );
   });
 
   test('send errors reach onError; a killed notifier is reported and restarted on the next message', async (t) => {
@@ -567,19 +619,25 @@ describe('createNotifier (src/sd-notify.ts)', () => {
     await waitUntil(`the exit to be reported (got ${JSON.stringify(errors)})`, () => errors.length > 1);
     assert.match(errors[1]!, /sd_notify helper exited unexpectedly \(SIGKILL\); restarting it on the next message/);
     notifier.ready('back');
-    assert.deepEqual((await listener.waitFor(1)).map((d) => d.data), ['READY=1\nSTATUS=back']);
+    assert.deepEqual(
+      (await listener.waitFor(1)).map((d) => d.data),
+      ['READY=1\nSTATUS=back'],
+    );
     const [second] = ourNotifiers();
     assert.ok(second !== undefined && second !== first, `a new notifier (${first} → ${second})`);
     await notifier.close();
     assert.equal(errors.length, 2, JSON.stringify(errors));
   });
 
-  test('an unsupported NOTIFY_SOCKET: the notifier\'s reason reaches onError and notifications stop', async (t) => {
+  test("an unsupported NOTIFY_SOCKET: the notifier's reason reaches onError and notifications stop", async (t) => {
     const errors: string[] = [];
     const notifier = notifierFor(t, { NOTIFY_SOCKET: 'vsock:2:9999' }, { onError: (line) => errors.push(line) });
     notifier.ready();
     await waitUntil(`notifications disabled (got ${JSON.stringify(errors)})`, () => errors.some((l) => /notifications disabled/.test(l)));
-    assert.ok(errors.some((l) => /unsupported NOTIFY_SOCKET 'vsock:2:9999'/.test(l)), JSON.stringify(errors));
+    assert.ok(
+      errors.some((l) => /unsupported NOTIFY_SOCKET 'vsock:2:9999'/.test(l)),
+      JSON.stringify(errors),
+    );
     notifier.ready();
     await sleep(100);
     assert.deepEqual(ourNotifiers(), [], 'not restarted');
@@ -612,7 +670,7 @@ describe('createNotifier (src/sd-notify.ts)', () => {
   test('does not keep the supervisor alive, and what it sent before exiting arrives', async (t) => {
     const listener = await listen(t, abstractName());
     const script = `
-      import { createNotifier } from ${JSON.stringify(join(ROOT, 'src', 'sd-notify.ts'))};
+      import { createNotifier } from ${JSON.stringify(join(ROOT, 'src', 'observe', 'sd-notify.ts'))};
       const n = createNotifier({ NOTIFY_SOCKET: ${JSON.stringify(listener.address)}, WATCHDOG_USEC: '60000000' });
       n.ready('up');
       n.startWatchdog();
@@ -620,15 +678,23 @@ describe('createNotifier (src/sd-notify.ts)', () => {
       setTimeout(() => n.stopping('going'), 300);
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    t.after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
     const code = await Promise.race([exited, sleep(15_000, 'hung', { ref: false })]);
     assert.equal(code, 0, `the script exited: ${stderr}`);
     const got = await listener.waitFor(3);
-    assert.deepEqual(got.map((d) => d.data), ['READY=1\nSTATUS=up', 'WATCHDOG=1', 'STOPPING=1\nSTATUS=going']);
+    assert.deepEqual(
+      got.map((d) => d.data),
+      ['READY=1\nSTATUS=up', 'WATCHDOG=1', 'STOPPING=1\nSTATUS=going'],
+    );
   });
 });

@@ -7,13 +7,16 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
 
 /** Markdown outside fenced code blocks and inline code, where a link is text, not a link. */
 function prose(markdown: string): string {
-  return markdown
-    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '')
-    .replace(/`[^`\n]*`/g, (code) => (code.includes('](') ? '' : code));
+  return markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '').replace(/`[^`\n]*`/g, (code) => (code.includes('](') ? '' : code));
 }
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, "-1"... for repeats. */
@@ -38,8 +41,10 @@ function links(markdown: string): string[] {
 }
 
 test('GitHub anchors of headings', () => {
-  assert.deepEqual([...anchors('# A spawn-php.sh config file\n## In a container (PID 1)\n## `status`\n## Status\n## Status')],
-    ['a-spawn-phpsh-config-file', 'in-a-container-pid-1', 'status', 'status-1', 'status-2']);
+  assert.deepEqual(
+    [...anchors('# A spawn-php.sh config file\n## In a container (PID 1)\n## `status`\n## Status\n## Status')],
+    ['a-spawn-phpsh-config-file', 'in-a-container-pid-1', 'status', 'status-1', 'status-2'],
+  );
 });
 
 test('every relative link and anchor in README.md and docs/*.md resolves', () => {

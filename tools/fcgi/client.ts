@@ -67,7 +67,10 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Rejection of a request that did not finish within `timeoutMs`. */
 export class FcgiTimeoutError extends Error {
   readonly code = 'ETIMEDOUT';
-  constructor(readonly timeoutMs: number, what = 'FastCGI request') {
+  constructor(
+    readonly timeoutMs: number,
+    what = 'FastCGI request',
+  ) {
     super(`${what} timeout: no answer within ${timeoutMs} ms`);
     this.name = 'FcgiTimeoutError';
   }
@@ -130,11 +133,7 @@ function checkTimeout(timeoutMs: number): void {
  * standard ones that are missing. REQUEST_METHOD defaults to GET, or POST
  * when a non-empty body is sent.
  */
-export function defaultParams(
-  params: Record<string, string> = {},
-  bodyLength = 0,
-  local?: { port?: number | undefined },
-): Record<string, string> {
+export function defaultParams(params: Record<string, string> = {}, bodyLength = 0, local?: { port?: number | undefined }): Record<string, string> {
   const query = params.QUERY_STRING ?? '';
   const scriptName = params.SCRIPT_NAME ?? '/';
   const defaults: Record<string, string> = {
@@ -221,10 +220,7 @@ export class FcgiConnection {
         this.isClosed = true;
         const p = this.pending;
         this.pending = null;
-        p?.reject(
-          this.lastError ??
-            new FcgiProtocolError(`${describeTarget(target)} closed the connection before FCGI_END_REQUEST`),
-        );
+        p?.reject(this.lastError ?? new FcgiProtocolError(`${describeTarget(target)} closed the connection before FCGI_END_REQUEST`));
         resolve();
       });
     });
@@ -241,9 +237,7 @@ export class FcgiConnection {
     checkTimeout(timeoutMs);
     return new Promise((resolve, reject) => {
       const socket =
-        'path' in target
-          ? net.createConnection({ path: socketPathFor(target.path) })
-          : net.createConnection({ host: target.host, port: target.port });
+        'path' in target ? net.createConnection({ path: socketPathFor(target.path) }) : net.createConnection({ host: target.host, port: target.port });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new FcgiTimeoutError(timeoutMs, `FastCGI connect to ${describeTarget(target)}`));
@@ -271,8 +265,7 @@ export class FcgiConnection {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     checkTimeout(timeoutMs);
     const role = roleNumber(options.role);
-    const body =
-      options.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(options.body) ? options.body : Buffer.from(options.body);
+    const body = options.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(options.body) ? options.body : Buffer.from(options.body);
     const requestId = this.nextRequestId;
     this.nextRequestId = requestId >= 0xffff ? 1 : requestId + 1;
     const params = options.exactParams ? (options.params ?? {}) : defaultParams(options.params, body.length, { port: this.socket.localPort });
@@ -302,12 +295,7 @@ export class FcgiConnection {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     checkTimeout(timeoutMs);
     const query = encodeParams(names.map((n) => [n, ''] as [string, string]));
-    const pending = this.start(
-      'values',
-      FCGI_NULL_REQUEST_ID,
-      timeoutMs,
-      encodeRecord(RecordType.GET_VALUES, FCGI_NULL_REQUEST_ID, query),
-    );
+    const pending = this.start('values', FCGI_NULL_REQUEST_ID, timeoutMs, encodeRecord(RecordType.GET_VALUES, FCGI_NULL_REQUEST_ID, query));
     const result = await pending.done;
     return decodeParams(result!.content);
   }
@@ -317,12 +305,7 @@ export class FcgiConnection {
     if (!this.socket.destroyed) this.socket.destroy();
   }
 
-  private start(
-    kind: Pending['kind'],
-    requestId: number,
-    timeoutMs: number,
-    bytes: Buffer,
-  ): Pending & { done: Promise<FcgiRecord | null> } {
+  private start(kind: Pending['kind'], requestId: number, timeoutMs: number, bytes: Buffer): Pending & { done: Promise<FcgiRecord | null> } {
     if (this.pending) throw new Error('FcgiConnection: a request is already in progress on this connection');
     if (!this.isOpen) {
       throw this.lastError ?? new FcgiProtocolError(`connection to ${describeTarget(this.target)} is closed`);
@@ -423,11 +406,7 @@ export async function fcgiRequest(target: FcgiTarget, options: FcgiRequestOption
 }
 
 /** FCGI_GET_VALUES on a new connection, e.g. `['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS']`. */
-export async function fcgiGetValues(
-  target: FcgiTarget,
-  names: readonly string[],
-  options: { timeoutMs?: number } = {},
-): Promise<Record<string, string>> {
+export async function fcgiGetValues(target: FcgiTarget, names: readonly string[], options: { timeoutMs?: number } = {}): Promise<Record<string, string>> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   checkTimeout(timeoutMs);
   const started = Date.now();

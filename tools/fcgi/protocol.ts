@@ -77,9 +77,7 @@ export function encodeRecord(type: number, requestId: number, content: Buffer = 
   }
   checkUint16('requestId', requestId);
   if (content.length > FCGI_MAX_CONTENT_LENGTH) {
-    throw new RangeError(
-      `record content must be at most ${FCGI_MAX_CONTENT_LENGTH} bytes, got ${content.length} (use encodeStream)`,
-    );
+    throw new RangeError(`record content must be at most ${FCGI_MAX_CONTENT_LENGTH} bytes, got ${content.length} (use encodeStream)`);
   }
   const padding = (8 - (content.length % 8)) % 8;
   const out = Buffer.alloc(FCGI_HEADER_LEN + content.length + padding);
@@ -151,9 +149,7 @@ export function decodeParamPairs(buf: Buffer): [string, string][] {
     const nameLen = readLength();
     const valueLen = readLength();
     if (off + nameLen + valueLen > buf.length) {
-      throw new RangeError(
-        `truncated name-value pair: needs ${nameLen + valueLen} bytes, ${buf.length - off} left`,
-      );
+      throw new RangeError(`truncated name-value pair: needs ${nameLen + valueLen} bytes, ${buf.length - off} left`);
     }
     const name = buf.toString('utf8', off, off + nameLen);
     off += nameLen;
