@@ -1,6 +1,5 @@
 import { accessSync, constants, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Options } from '../options/options.js';
 import { probeUnixSocket } from '../socket/socket.js';
@@ -60,7 +59,6 @@ function writable(dir: string): boolean {
 export async function startControlServer(path: string, observed: Observed): Promise<{ close(): void; path: string }> {
   const server = createObserverServer(observed, { details: true });
   const inode = await listenUnix(server, path, 'control socket');
-  checkConnectionsOnlyWhileConnected(server);
   server.unref();
   return { path, close: () => closeUnix(server, path, inode) };
 }
@@ -74,7 +72,6 @@ export async function startMetricsServer(address: string, observed: Observed, op
   const tcp = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(address);
   if (tcp !== null) {
     await listening(server, () => server.listen({ host: tcp[1] || '127.0.0.1', port: Number(tcp[2]) }));
-    checkConnectionsOnlyWhileConnected(server);
     server.unref();
     return {
       close: () => {
@@ -84,33 +81,8 @@ export async function startMetricsServer(address: string, observed: Observed, op
     };
   }
   const inode = await listenUnix(server, address, 'metrics socket');
-  checkConnectionsOnlyWhileConnected(server);
   server.unref();
   return { close: () => closeUnix(server, address, inode) };
-}
-
-type CheckedServer = Server & Record<symbol, NodeJS.Timeout | undefined>;
-
-/**
- * Node enforces headersTimeout/requestTimeout with an interval timer (connectionsCheckingInterval, 1 s here) that
- * runs as long as the server listens: 60 wake-ups a minute of an idle supervisor with no client at all. This runs
- * Node's own check only while a connection is open. Node keeps the timer under an internal symbol, set on
- * 'listening' and cleared by close(); where it is not found (another Node version), Node's interval stays.
- */
-function checkConnectionsOnlyWhileConnected(plain: Server): void {
-  const server = plain as CheckedServer;
-  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connectionsCheckingInterval');
-  const timer = key === undefined ? undefined : server[key];
-  const { _onTimeout: check, _idleTimeout: intervalMs } = (timer ?? {}) as { _onTimeout?: unknown; _idleTimeout?: unknown };
-  if (key === undefined || timer === undefined || typeof check !== 'function' || typeof intervalMs !== 'number' || intervalMs <= 0) return;
-  clearInterval(timer);
-  let open = 0;
-  server.on('connection', (socket: Socket) => {
-    if (open++ === 0) server[key] = setInterval(check as () => void, intervalMs).unref();
-    socket.once('close', () => {
-      if (--open === 0) clearInterval(server[key]);
-    });
-  });
 }
 
 /**
