@@ -129,7 +129,13 @@ test('planned exits: php-cgi with PHP_FCGI_MAX_REQUESTS=5 serves 50 requests, re
     answeredBy.set(pid, (answeredBy.get(pid) ?? 0) + 1);
   }
   const counts = [...answeredBy].map(([pid, n]) => `${pid}:${n}`).join(' ');
-  const current = await waitFor(() => (pool.childPids().length === 2 ? pool.childPids() : undefined), { timeoutMs: 20_000, what: 'two children' });
+  const current = await waitFor(
+    () => {
+      const pids = pool.childPids();
+      return pids.length === 2 ? pids : undefined;
+    },
+    { timeoutMs: 20_000, what: 'two children' },
+  );
   const log = pool.stderr();
   const planned = log.split('\n').filter((line) => /planned/.test(line));
   t.diagnostic(`answers per pid: ${counts}; ${planned.length} planned exits logged; children now ${current}`);
@@ -158,10 +164,16 @@ test('php-cgi with PHP_FCGI_MAX_REQUESTS=25 under wrk -t2 -c32 -d5s through ngin
   t.after(() => nginx.stop());
 
   const result = await runWrk({ url: `${nginx.baseUrl}/pid.php`, threads: 2, connections: 32, durationS: 5 });
-  const children = await waitFor(() => (pool.childPids().length === 4 ? pool.childPids() : undefined), {
-    timeoutMs: 20_000,
-    what: 'four children after the load',
-  });
+  const children = await waitFor(
+    () => {
+      const pids = pool.childPids();
+      return pids.length === 4 ? pids : undefined;
+    },
+    {
+      timeoutMs: 20_000,
+      what: 'four children after the load',
+    },
+  );
   const planned = pool
     .stderr()
     .split('\n')
@@ -209,10 +221,16 @@ test('no zombies: 20 restarts, every killed child reaped, none left in state Z',
   const killed: number[] = [];
   try {
     for (let i = 0; i < 20; i++) {
-      const current = await waitFor(() => (pool.childPids().length === 2 ? pool.childPids() : undefined), {
-        timeoutMs: 20_000,
-        what: `two children before kill ${i + 1}`,
-      });
+      const current = await waitFor(
+        () => {
+          const pids = pool.childPids();
+          return pids.length === 2 ? pids : undefined;
+        },
+        {
+          timeoutMs: 20_000,
+          what: `two children before kill ${i + 1}`,
+        },
+      );
       const victim = current[i % 2]!;
       // Older than --stable-after, so that the replacement comes at once.
       await sleep(60);
