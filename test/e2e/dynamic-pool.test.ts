@@ -76,8 +76,11 @@ test('min 1 max 4 through nginx: a burst of slow requests grows the pool, all an
   assert.equal(grown.max, 4);
   assert.equal(grown.slots.length, 4);
 
-  await waitFor(() => pool.childPids().length === 1, { timeoutMs: 30_000, what: 'the pool to shrink back to 1' });
-  assert.match(pool.stderr(), /pool shrinks to 1 \[1-4\] \(idle\)/);
+  // The child is gone from /proc a moment before the pool logs the shrink (once its process group is empty).
+  await waitFor(() => pool.childPids().length === 1 && /pool shrinks to 1 \[1-4\] \(idle\)/.test(pool.stderr()), {
+    timeoutMs: 30_000,
+    what: 'the pool to shrink back to 1',
+  });
   const idle = await statusJson(socket);
   assert.equal(idle.children, 1);
   assert.equal(idle.configured, 1);
@@ -117,8 +120,15 @@ test('min 0 through lighttpd: no child at start; the first request is answered, 
   }
   t.diagnostic(`first request after idle (--min-procs 0, php-cgi, through lighttpd): ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`);
 
-  const metrics = await curl(`http://127.0.0.1:${port}/metrics`);
-  assert.match(metrics.stdout, /^spawn_fcgi_ts_children 0$/m);
+  // The pool counts a stopping child until its process group is empty, a moment after /proc stops listing it.
+  let metrics = await curl(`http://127.0.0.1:${port}/metrics`);
+  await waitFor(
+    async () => {
+      metrics = await curl(`http://127.0.0.1:${port}/metrics`);
+      return /^spawn_fcgi_ts_children 0$/m.test(metrics.stdout);
+    },
+    { timeoutMs: 30_000, what: 'metrics to count no child' },
+  );
   assert.match(metrics.stdout, /^spawn_fcgi_ts_children_min 0$/m);
   assert.match(metrics.stdout, /^spawn_fcgi_ts_children_max 2$/m);
   assert.match(metrics.stdout, /^spawn_fcgi_ts_child_state\{slot="1",spawn_fcgi_ts_child_state="parked"\} 1$/m);
@@ -171,7 +181,8 @@ test('min 0 on TCP through nginx: the watcher listens, the first request is answ
   const answer = await httpRequest(`${nginx.baseUrl}/sleep.php?ms=0`, { timeoutMs: 30_000 });
   t.diagnostic(`first request after idle on TCP through nginx: ${(performance.now() - begin).toFixed(1)} ms`);
   assert.equal(answer.status, 200, answer.body);
-  assert.equal(pool.childPids().length, 1);
+  // One child answered; with --idle-timeout 1s a slow machine may already have stopped it again.
+  assert.ok(pool.childPids().length <= 1, `at most one child for one request: ${pool.childPids().join(',')}`);
   await pool.stop();
 });
 
