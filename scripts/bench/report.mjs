@@ -253,6 +253,90 @@ export function measures(p) {
       get: (r) => (r.stop?.reps ?? []).filter((x) => x.ready?.ready_ms != null).map((x) => x.stop?.all_gone_ms),
     },
     {
+      key: 'stop_sent_before',
+      label: 'graceful stop under load (unix socket): failed among the requests sent before the signal',
+      kind: 'count',
+      get: (r) => stopSentBefore(r.stop),
+      target: { zero: true, text: '0' },
+    },
+    {
+      key: 'stop_tcp_sent_before',
+      label: 'graceful stop under load (TCP 127.0.0.1): failed among the requests sent before the signal',
+      kind: 'count',
+      get: (r) => stopSentBefore(r.stop_tcp),
+    },
+    {
+      key: 'restart_load_before',
+      label: 'restart under load: failed among the requests sent before the SIGTERM',
+      kind: 'count',
+      get: (r) => {
+        const q = r.restart_load?.requests;
+        if (!q || q.before_failed === undefined) return failedCounts(r.restart_load);
+        return { failed: q.before_failed + q.inflight_failed, total: q.total - q.after_ok - q.after_failed };
+      },
+    },
+    {
+      key: 'restart_load_failed',
+      label: 'restart under load (SIGTERM, then a new start on the same socket): failed requests, all (the gap included)',
+      kind: 'count',
+      get: (r) => failedCounts(r.restart_load),
+    },
+    {
+      key: 'restart_load_gap',
+      label: 'restart under load: SIGTERM → the new pool answers (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => (r.restart_load ? [r.restart_load.gap_ms] : null),
+    },
+    {
+      key: 'pool_rss',
+      label: 'whole pool (supervisor + workers) at idle after a burst of 8: RSS sum (MB) [workers left]',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => MB(x.pool_rss_kb)),
+      extra: (r) => ` [${(r.pool?.rounds ?? []).map((x) => x.workers).join(',')}]`,
+    },
+    {
+      key: 'pool_pss',
+      label: 'whole pool at idle after a burst: PSS sum (MB)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => MB(x.pool_pss_kb)),
+    },
+    {
+      key: 'pool_burst_p50',
+      label: 'a burst of 8 (10 ms requests) that arrives after idle: p50 latency (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => x.after_idle_p50_ms),
+    },
+    {
+      key: 'pool_burst_p99',
+      label: 'the same burst after idle: p99 latency (ms; of 8 requests, so the slowest)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => x.after_idle_p99_ms),
+    },
+    {
+      key: 'pool_queued',
+      label: 'first queued connection → a new worker answers it (ms; min 0: empty pool, min 1: its worker busy)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => (r.pool?.queued?.length ? r.pool.queued : r.pool ? { text: 'n/a (static pool)' } : null),
+    },
+    {
       key: 'reload_failed',
       label: 'reload under load (ts: SIGHUP rolling restart; peers: their reload): failed requests',
       kind: 'count',
@@ -349,6 +433,23 @@ function supervised(o, f) {
   if (o.ready?.answer_ms == null) return { text: `never served: ${o.ready?.gave_up ?? '?'}` };
   if (!o.has_supervisor) return { none: true };
   return [f(o)];
+}
+
+/** Requests that started before the stop signal (done before it, or in flight at it) and failed. */
+function stopSentBefore(stop) {
+  const reps = (stop?.reps ?? []).filter((x) => x.requests);
+  if (reps.length === 0) return stop?.reps?.length ? { text: (stop.reps.at(-1).error ?? 'no result').slice(0, 120) } : null;
+  const q = reps.map((x) => x.requests);
+  return {
+    failed: sum(q.map((x) => x.before_failed + x.inflight_failed)),
+    total: sum(q.map((x) => x.total - x.after_ok - x.after_failed)),
+  };
+}
+
+function poolRounds(pool, f) {
+  if (!pool) return null;
+  if (pool.rounds.length === 0) return { text: (pool.error ?? 'no result').slice(0, 120) };
+  return pool.rounds.map(f);
 }
 
 function stopCount(stop, failedKey, totalKey) {
