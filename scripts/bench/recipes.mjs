@@ -260,6 +260,8 @@ stdout_logfile=${runDir}/php.log
     tools: [['php-fpm', 'php-fpm']],
     workerRe: /^php-fpm/,
     daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
     // php-fpm runs no external worker command: nothing to crash-loop.
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
@@ -279,6 +281,8 @@ stdout_logfile=${runDir}/php.log
     tools: [['php-fpm', 'php-fpm']],
     workerRe: /^php-fpm/,
     daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     pool: { min: 1 },
@@ -296,6 +300,8 @@ stdout_logfile=${runDir}/php.log
     tools: [['php-fpm', 'php-fpm']],
     workerRe: /^php-fpm/,
     daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     pool: { min: 0 },

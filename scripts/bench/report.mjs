@@ -233,7 +233,7 @@ export function measures(p) {
     },
     {
       key: 'stop_accepted',
-      label: 'graceful stop (SIGTERM) under load: requests a worker had accepted that failed',
+      label: 'graceful stop (SIGTERM; php-fpm: SIGQUIT) under load: requests a worker had accepted that failed',
       kind: 'count',
       get: (r) => stopCount(r.stop, 'accepted_failed', 'accepted'),
       target: { zero: true, text: '0' },
@@ -246,7 +246,7 @@ export function measures(p) {
     },
     {
       key: 'stop_gone',
-      label: 'graceful stop under load: SIGTERM → every process gone (ms)',
+      label: 'graceful stop under load: the signal → every process gone (ms)',
       kind: 'samples',
       better: 'lower',
       digits: 1,
@@ -267,7 +267,7 @@ export function measures(p) {
     },
     {
       key: 'restart_load_before',
-      label: 'restart under load: failed among the requests sent before the SIGTERM',
+      label: 'restart under load: failed among the requests sent before the stop signal',
       kind: 'count',
       get: (r) => {
         const q = r.restart_load?.requests;
@@ -277,13 +277,13 @@ export function measures(p) {
     },
     {
       key: 'restart_load_failed',
-      label: 'restart under load (SIGTERM, then a new start on the same socket): failed requests, all (the gap included)',
+      label: 'restart under load (SIGTERM, php-fpm SIGQUIT, then a new start on the same socket): failed requests, all (the gap included)',
       kind: 'count',
       get: (r) => failedCounts(r.restart_load),
     },
     {
       key: 'restart_load_gap',
-      label: 'restart under load: SIGTERM → the new pool answers (ms)',
+      label: 'restart under load: the stop signal → the new pool answers (ms)',
       kind: 'samples',
       better: 'lower',
       digits: 1,
@@ -679,14 +679,18 @@ export function svgChart(data, { title, subtitle }) {
 
 // ---------------------------------------------------------------- README
 /**
- * The hand-kept "## Quick run" section of bench/README.md (a dated `--quick` table), or '' : a full run rewrites
- * the file and carries this section over.
+ * The hand-kept sections of bench/README.md ("## Quick run": a dated `--quick` table; "## Issue 11": the
+ * pool-sizing, stop and restart rows), or '' : a full run rewrites the file and carries them over.
  */
 export function quickSection(text) {
-  const start = text.indexOf('\n## Quick run');
-  if (start < 0) return '';
-  const end = text.indexOf('\n## ', start + 1);
-  return `${text.slice(start + 1, end < 0 ? text.length : end).trimEnd()}\n\n`;
+  let out = '';
+  for (const heading of ['\n## Quick run', '\n## Issue 11']) {
+    const start = text.indexOf(heading);
+    if (start < 0) continue;
+    const end = text.indexOf('\n## ', start + 1);
+    out += `${text.slice(start + 1, end < 0 ? text.length : end).trimEnd()}\n\n`;
+  }
+  return out;
 }
 
 export function readme({ table, meta, notes, quick = '' }) {

@@ -198,7 +198,7 @@ export async function testStop(ctx, recipe, reps, { tcp = false } = {}) {
       const wrk = startWrk(nginx.port, '/slow.php', { conns: 16, durationS: 60, latency: false });
       await sleep(2000 + jitter(ctx.p.jitterMs));
       rec.t_signal_epoch_ms = Date.now();
-      rec.stop = await run.stop('SIGTERM');
+      rec.stop = await run.stop(recipe.stopSignal ?? 'SIGTERM');
       await sleep(500);
       wrk.stop();
       rec.wrk = await wrk.done;
@@ -506,7 +506,7 @@ export async function testRestartUnderLoad(ctx, recipe) {
     await sleep(1500 + jitter(ctx.p.jitterMs));
     const t0 = now();
     out.t_signal_epoch_ms = Date.now();
-    out.stop = await first.stop('SIGTERM');
+    out.stop = await first.stop(recipe.stopSignal ?? 'SIGTERM');
     second = new Run(ctx, recipe, { n: 4, label: 'restart-load-new', sock: first.sock }).start();
     out.ready_new = await second.waitReady();
     out.gap_ms = out.ready_new.answer_ms === null ? null : now() - t0 - (second.elapsed() - out.ready_new.answer_ms);
