@@ -735,6 +735,10 @@ ${quick}## Recipes
 | node-floor | \`PHP_FCGI_CHILDREN=0 node scripts/bench/node-floor.cjs spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi\`: **the Node floor**, what any Node.js supervisor pays — a bare \`node\` whose only work is to spawn the multiwatch recipe's command and forward stop signals (its supervisors: node + multiwatch) |
 | supervisord | \`supervisord -n -c CONF\` with \`[fcgi-program:php] socket=unix://SOCK numprocs=N autorestart=true\` (other settings at their defaults) |
 | php-fpm | \`php-fpm8.2 -F -R -y CONF\` with \`pm=static\`, \`pm.max_children=N\`, \`listen=SOCK\` |
+| spawn-fcgi-ts-dynamic | \`node dist/cli.mjs -n -s SOCK --min-procs 1 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` (issue 11: a pool that sizes itself between 1 and N) |
+| spawn-fcgi-ts-ondemand | \`node dist/cli.mjs -n -s SOCK --min-procs 0 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` |
+| php-fpm-dynamic | php-fpm with \`pm=dynamic\`, \`pm.max_children=N\`, \`pm.start_servers=1\`, \`pm.min_spare_servers=1\`, \`pm.max_spare_servers=1\` (an idle pool goes back to one child, as \`--min-procs 1\` does) |
+| php-fpm-ondemand | php-fpm with \`pm=ondemand\`, \`pm.max_children=N\`, \`pm.process_idle_timeout=2s\` |
 
 Every php-cgi recipe runs with \`PHP_FCGI_MAX_REQUESTS=0\` (php-fpm \`pm.max_requests=0\`) except in the
 max-requests test, which sets 500 for all of them.
@@ -769,13 +773,27 @@ max-requests test, which sets 500 for all of them.
   127.0.0.1 port; per script a 2 s (quick 1 s) wrk warm-up, then \`wrk -t2 -c32 -d10s --latency\`
   (quick: \`-d3s\`). \`ok.php\` echoes "ok"; \`loop.php\` runs a 10 000-iteration loop. The full run does 3
   rounds with the recipe order rotated.
-* **Graceful stop under load**: \`wrk -t2 -c16\` on \`slow.php\` (100 ms per request), SIGTERM to the
-  spawner after 2 s + jitter, wrk ended 0.5 s after every process is gone. nginx logs
+* **Graceful stop under load**: \`wrk -t2 -c16\` on \`slow.php\` (100 ms per request), SIGTERM (php-fpm:
+  SIGQUIT, its graceful stop; SIGTERM is its immediate one) to the spawner after 2 s + jitter, wrk ended 0.5 s after every process is gone. nginx logs
   \`$msec $request_time $status $request_id\`; \`slow.php\` logs the request id when it starts, so a failed
   request is known to have been **accepted by a worker** (target: none of those fails) or to have
   waited in the listen backlog (no spawner here drains the backlog: those fail when the last worker
   closes the socket). For the daemonizing spawn-fcgi the signal goes to the workers (nothing else is
-  left).
+  left). The same again with the pool on TCP (\`127.0.0.1:PORT\`, nginx \`fastcgi_pass 127.0.0.1:PORT\`).
+  "Sent before the signal" counts every request that nginx began before the signal (done before it or in
+  flight at it).
+* **Restart under load** (\`restart-load\`): \`wrk -t2 -c16\` on \`ok.php\`; after 1.5 s the stop signal, and once
+  every process is gone a new start of the same recipe on the same socket; wrk runs on 1.5 s after the new
+  pool answers. Failed requests: all (the gap without a listener included: nginx answers 502), and those
+  sent before the signal; and the time from the signal to the new pool's first answer.
+* **Pool sizing** (\`pool-sizing\`, issue 11; N=4 at most; 3 rounds, quick 2): a raw FastCGI client sends a
+  burst of 8 concurrent 300 ms requests (\`test/fixtures/php/sleep.php\`), waits until the pool is back at its
+  idle size (its minimum; N for a static pool) and 3 s more, then samples the whole pool (supervisor +
+  workers; spawn-fcgi-ts's queue watcher included): RSS sum and PSS sum. Then a burst of 8 concurrent 10 ms
+  requests, the one that arrives after idle: p50 and p99 of its latencies (of 8, p99 is the slowest). Last,
+  for the pools that size themselves, the first queued connection → a new worker answering it: with a
+  minimum of 0, the first request to the empty pool; with a minimum of 1, a request while the one worker is
+  busy for 2 s.
 * **Reload under load**: \`wrk -t2 -c16\` on \`ok.php\`; 3 reloads (quick 2), each when the previous one
   has replaced every worker, + 1 s. spawn-fcgi-ts: SIGHUP (rolling restart); php-fpm: SIGUSR2;
   supervisord: SIGHUP (restarts every process); spawn-fcgi and multiwatch have none (multiwatch 1.0
@@ -808,7 +826,7 @@ and the targets of issue 10 are read against it (time to first answer ≤ 1.25×
 node scripts/bench.mjs [--quick] [--only spawn-fcgi-ts,multiwatch] [--tests ready,restart]
                        [--ts-args='--stable-after 1s'] [--out DIR] [--install] [--keep]
 node scripts/bench.mjs --report bench/results.json     # render an earlier run again, no measuring
-tests: ready, restart, overhead, churn, throughput, stop, reload, maxreq, crashloop
+tests: ready, restart, overhead, churn, throughput, stop, reload, maxreq, crashloop, restart-load, pool-sizing
 \`\`\`
 
 A full run of every test and recipe writes here. \`--quick\` (under 5 minutes) gives issue 10's rows:
@@ -818,5 +836,13 @@ fewer repetitions and 1,000 churn deaths (\`--only\` / \`--tests\` widen it); it
 \`--out\` is given. \`--ts-args\` tries spawn-fcgi-ts options against the same peers (for example
 \`--ts-args='--stable-after 1s' --tests restart\`). Missing peers are skipped with a note; \`--install\` (as root)
 installs the Debian packages: \`apt-get install -y spawn-fcgi multiwatch php-cgi php-fpm supervisor nginx wrk libfcgi-bin\`.
+
+Issue 11's rows (stop, restart and a pool that sizes itself) are not in \`--quick\`: they take about 4 minutes
+on their own, which would take the quick run well past 5. Run them on their own:
+
+\`\`\`
+node scripts/bench.mjs --quick --tests stop,restart-load,pool-sizing \\
+  --only spawn-fcgi-ts,spawn-fcgi-ts-dynamic,spawn-fcgi-ts-ondemand,multiwatch,php-fpm,php-fpm-dynamic,php-fpm-ondemand
+\`\`\`
 `;
 }
