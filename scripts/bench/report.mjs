@@ -519,7 +519,8 @@ export function evaluate(results, recipeNames, p) {
     const ts = cells[TS];
     if (m.kind === 'samples' && ts?.summary && !m.noRatio) {
       for (const [name, c] of Object.entries(cells)) {
-        if (name === TS || !c.summary || !(c.summary.median > 0)) continue;
+        // ratios against the peers only (not spawn-fcgi-ts's own pool variants)
+        if (name.startsWith(TS) || !c.summary || !(c.summary.median > 0)) continue;
         row.ratios[name] = ts.summary.median / c.summary.median;
       }
     }
