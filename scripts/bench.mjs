@@ -275,7 +275,15 @@ async function main() {
   const t0 = Date.now();
   log(`${mode} run: recipes ${names.join(', ')}; tests ${tests.join(', ')}; results → ${outDir}; scratch ${tmpRoot}`);
 
+  const everyRecipe = selected;
+  const onlyIn = everyRecipe.filter((r) => r.onlyTests);
+  if (onlyIn.length > 0 && tests.some((t) => onlyIn.some((r) => !r.onlyTests.includes(t)))) {
+    notes.push(`${onlyIn.map((r) => r.name).join(', ')}: measured in ${onlyIn[0].onlyTests.join(', ')} only (N is their maximum)`);
+  }
   for (const test of tests) {
+    // the self-sizing pools take part only in the tests that mean something for them
+    selected = everyRecipe.filter((r) => !r.onlyTests || r.onlyTests.includes(test));
+    if (selected.length === 0) continue;
     const ts = Date.now();
     log(`=== ${test}`);
     if (test === 'ready') {
@@ -347,6 +355,7 @@ async function main() {
     save();
     log(`=== ${test} done in ${wall[test].toFixed(0)} s`);
   }
+  selected = everyRecipe;
   results.meta.total_wall_s = (Date.now() - t0) / 1000;
 
   // ---- report

@@ -86,6 +86,12 @@ pm.max_requests = ${maxRequests}
   return { argv, env: phpEnv(maxRequests) };
 }
 
+/**
+ * The tests that mean something for a pool that sizes itself (the others count on N workers at all
+ * times: restart, churn, crash loop, the idle overhead of N).
+ */
+const POOL_TESTS = ['throughput', 'stop', 'reload', 'maxreq', 'restart-load', 'pool-sizing'];
+
 /** spawn-fcgi-ts with a pool that sizes itself between `min` and N (issue 11). */
 function tsPool(name, short, min) {
   const flags = ['--min-procs', String(min), '--idle-timeout', '2s'];
@@ -101,6 +107,7 @@ function tsPool(name, short, min) {
     crashloop: true,
     reload: { signal: 'SIGHUP', label: 'SIGHUP (rolling restart)' },
     pool: { min },
+    onlyTests: POOL_TESTS,
     build({ sock, n, worker, maxRequests }) {
       return {
         argv: [process.execPath, this.cli ?? TS_CLI, '-n', ...listenArgs(sock), '-F', String(n), ...flags, ...(this.extraArgs ?? []), '--', worker],
@@ -270,7 +277,7 @@ stdout_logfile=${runDir}/php.log
     },
   },
   // Issue 11: pools that size themselves, the same bounds on both sides (min 1 or 0, max N, 2 s idle).
-  // Only the pool-sizing, stop and restart-load tests are meant for them (their N is a maximum).
+  // They take part in POOL_TESTS only (their N is a maximum).
   tsPool('spawn-fcgi-ts-dynamic', 'ts-dynamic', 1),
   tsPool('spawn-fcgi-ts-ondemand', 'ts-ondemand', 0),
   {
@@ -286,6 +293,7 @@ stdout_logfile=${runDir}/php.log
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     pool: { min: 1 },
+    onlyTests: POOL_TESTS,
     build({ sock, n, runDir, maxRequests }) {
       // max_spare_servers=1: an idle pool goes back to its one child, as --min-procs 1 does
       const pm = `pm = dynamic\npm.max_children = ${n}\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 1`;
@@ -305,6 +313,7 @@ stdout_logfile=${runDir}/php.log
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     pool: { min: 0 },
+    onlyTests: POOL_TESTS,
     build({ sock, n, runDir, maxRequests }) {
       return phpFpmBuild({ sock, runDir, maxRequests, pm: `pm = ondemand\npm.max_children = ${n}\npm.process_idle_timeout = 2s` });
     },
