@@ -35,7 +35,7 @@ export class Run {
 
   start() {
     try {
-      unlinkSync(this.sock);
+      if (!tcpListen(this.sock)) unlinkSync(this.sock);
     } catch {
       // no stale socket
     }
@@ -162,7 +162,7 @@ export class Run {
     res.all_gone_ms = allGone;
     res.timed_out = allGone === null;
     res.exit = this.exit;
-    res.socket_file_left = existsSync(this.sock);
+    res.socket_file_left = !tcpListen(this.sock) && existsSync(this.sock);
     await this.kill();
     return res;
   }
