@@ -35,7 +35,7 @@ const HELP = `usage: node scripts/bench.mjs [options]
   --quick            short run (under 5 min on 2 cores): issue 10's rows only — spawn-fcgi-ts, multiwatch
                      and the Node floor; tests ${QUICK_TESTS.join(', ')} — with fewer repetitions, 1,000
                      churn deaths instead of 20,000 (add --only / --tests for other recipes and tests)
-                     issue 11's rows (about 4 min on their own, so not in --quick): --quick --tests
+                     issue 11's rows (about 3 min on their own, so not in --quick): --quick --tests
                      stop,restart-load,pool-sizing --only spawn-fcgi-ts,spawn-fcgi-ts-dynamic,
                      spawn-fcgi-ts-ondemand,multiwatch,php-fpm,php-fpm-dynamic,php-fpm-ondemand
   --only LIST        recipes, comma separated: ${RECIPES.map((r) => r.name).join(', ')}

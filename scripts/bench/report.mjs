@@ -838,8 +838,9 @@ fewer repetitions and 1,000 churn deaths (\`--only\` / \`--tests\` widen it); it
 \`--ts-args='--stable-after 1s' --tests restart\`). Missing peers are skipped with a note; \`--install\` (as root)
 installs the Debian packages: \`apt-get install -y spawn-fcgi multiwatch php-cgi php-fpm supervisor nginx wrk libfcgi-bin\`.
 
-Issue 11's rows (stop, restart and a pool that sizes itself) are not in \`--quick\`: they take about 4 minutes
-on their own, which would take the quick run well past 5. Run them on their own:
+Issue 11's rows (stop, restart and a pool that sizes itself) are not in \`--quick\`: they take about 3 minutes
+on their own (191 s at a load average of 4), and the quick run alone takes 3–4, so together they would pass 5.
+Run them on their own (this writes to \`/tmp/spawn-fcgi-bench-quick/\`, 1 stop per transport, 2 pool rounds):
 
 \`\`\`
 node scripts/bench.mjs --quick --tests stop,restart-load,pool-sizing \\
