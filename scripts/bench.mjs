@@ -16,23 +16,28 @@ import {
   testOverheadGroup,
   testReady,
   testReload,
+  testPoolSizing,
   testRestart,
+  testRestartUnderLoad,
   testStop,
   testThroughput,
 } from './bench/tests.mjs';
 import { loadavg, log, memAvailableKb } from './bench/util.mjs';
 
-const ALL_TESTS = ['ready', 'restart', 'overhead', 'churn', 'throughput', 'stop', 'reload', 'maxreq', 'crashloop'];
+const ALL_TESTS = ['ready', 'restart', 'overhead', 'churn', 'throughput', 'stop', 'reload', 'maxreq', 'crashloop', 'restart-load', 'pool-sizing'];
 /** What --quick runs unless --only / --tests say otherwise: issue 10's rows, spawn-fcgi-ts against the Node floor and multiwatch. */
 const QUICK_RECIPES = ['spawn-fcgi-ts', 'multiwatch', 'node-floor'];
 const QUICK_TESTS = ['ready', 'restart', 'overhead', 'churn', 'crashloop'];
-const NEEDS_HTTP = new Set(['throughput', 'stop', 'reload', 'maxreq']);
+const NEEDS_HTTP = new Set(['throughput', 'stop', 'reload', 'maxreq', 'restart-load']);
 
 const HELP = `usage: node scripts/bench.mjs [options]
 
   --quick            short run (under 5 min on 2 cores): issue 10's rows only — spawn-fcgi-ts, multiwatch
                      and the Node floor; tests ${QUICK_TESTS.join(', ')} — with fewer repetitions, 1,000
                      churn deaths instead of 20,000 (add --only / --tests for other recipes and tests)
+                     issue 11's rows (about 3 min on their own, so not in --quick): --quick --tests
+                     stop,restart-load,pool-sizing --only spawn-fcgi-ts,spawn-fcgi-ts-dynamic,
+                     spawn-fcgi-ts-ondemand,multiwatch,php-fpm,php-fpm-dynamic,php-fpm-ondemand
   --only LIST        recipes, comma separated: ${RECIPES.map((r) => r.name).join(', ')}
   --tests LIST       tests, comma separated: ${ALL_TESTS.join(', ')}
   --out DIR          where results.json and ratios.svg go (default: bench/ for a full run of
@@ -70,6 +75,7 @@ const PARAMS = {
     idleSecsBig: 60,
     churnDeaths: 20_000,
     churnStuckMs: 10_000,
+    poolRounds: 3,
   },
   quick: {
     readyRuns: 3,
@@ -93,6 +99,7 @@ const PARAMS = {
     idleSecsBig: 10,
     churnDeaths: 1000,
     churnStuckMs: 10_000,
+    poolRounds: 2,
   },
 };
 
@@ -168,7 +175,7 @@ async function main() {
   const mode = cli.quick ? 'quick' : 'full';
   const p = PARAMS[mode];
   const tsArgs = (cli['ts-args'] ?? '').split(/\s+/).filter(Boolean);
-  if (tsArgs.length > 0) RECIPES.find((r) => r.name === 'spawn-fcgi-ts').extraArgs = tsArgs;
+  if (tsArgs.length > 0) for (const r of RECIPES) if (r.ts) r.extraArgs = tsArgs;
   const complete = cli.recipes.length === RECIPES.length && cli.tests.length === ALL_TESTS.length && tsArgs.length === 0;
   const outDir = cli.out ?? (cli.quick ? '/tmp/spawn-fcgi-bench-quick' : complete ? join(REPO, 'bench') : '/tmp/spawn-fcgi-bench-out');
   const notes = [];
@@ -206,7 +213,7 @@ async function main() {
     }
     tests = tests.filter((t) => !NEEDS_HTTP.has(t));
   }
-  if (selected.some((r) => r.name === 'spawn-fcgi-ts')) {
+  if (selected.some((r) => r.ts)) {
     const stale = staleBuild();
     if (stale) {
       log(stale);
@@ -216,7 +223,7 @@ async function main() {
     if (problem) {
       log(problem);
       notes.push(problem);
-      selected = selected.filter((r) => r.name !== 'spawn-fcgi-ts');
+      selected = selected.filter((r) => !r.ts);
     }
   }
   if (selected.length === 0) {
@@ -232,11 +239,11 @@ async function main() {
   mkdirSync(www);
   for (const f of readdirSync(join(REPO, 'bench', 'www'))) copyFileSync(join(REPO, 'bench', 'www', f), join(www, f));
   const ctx = { tmpRoot, www, readyScript: join(www, 'ready.php'), phpCgi: which('php-cgi') ?? '/usr/bin/php-cgi', p };
-  const tsBuild = selected.some((r) => r.name === 'spawn-fcgi-ts') ? snapshotTs(tmpRoot) : null;
+  const tsBuild = selected.some((r) => r.ts) ? snapshotTs(tmpRoot) : null;
   if (tsBuild?.problem) {
     log(`${tsBuild.problem}: spawn-fcgi-ts skipped`);
     notes.push(`${tsBuild.problem}: spawn-fcgi-ts skipped`);
-    selected = selected.filter((r) => r.name !== 'spawn-fcgi-ts');
+    selected = selected.filter((r) => !r.ts);
     if (selected.length === 0) return 1;
   }
   mkdirSync(outDir, { recursive: true });
@@ -268,7 +275,15 @@ async function main() {
   const t0 = Date.now();
   log(`${mode} run: recipes ${names.join(', ')}; tests ${tests.join(', ')}; results → ${outDir}; scratch ${tmpRoot}`);
 
+  const everyRecipe = selected;
+  const onlyIn = everyRecipe.filter((r) => r.onlyTests);
+  if (onlyIn.length > 0 && tests.some((t) => onlyIn.some((r) => !r.onlyTests.includes(t)))) {
+    notes.push(`${onlyIn.map((r) => r.name).join(', ')}: measured in ${onlyIn[0].onlyTests.join(', ')} only (N is their maximum)`);
+  }
   for (const test of tests) {
+    // the self-sizing pools take part only in the tests that mean something for them
+    selected = everyRecipe.filter((r) => !r.onlyTests || r.onlyTests.includes(test));
+    if (selected.length === 0) continue;
     const ts = Date.now();
     log(`=== ${test}`);
     if (test === 'ready') {
@@ -314,7 +329,14 @@ async function main() {
         }
       }
     } else if (test === 'stop') {
-      for (const recipe of selected) results.recipes[recipe.name].stop = await testStop(ctx, recipe, p.stopReps);
+      for (const recipe of selected) {
+        results.recipes[recipe.name].stop = await testStop(ctx, recipe, p.stopReps);
+        results.recipes[recipe.name].stop_tcp = await testStop(ctx, recipe, p.stopReps, { tcp: true });
+      }
+    } else if (test === 'restart-load') {
+      for (const recipe of selected) results.recipes[recipe.name].restart_load = await testRestartUnderLoad(ctx, recipe);
+    } else if (test === 'pool-sizing') {
+      for (const recipe of selected) results.recipes[recipe.name].pool = await testPoolSizing(ctx, recipe, p.poolRounds);
     } else if (test === 'reload') {
       for (const recipe of selected) results.recipes[recipe.name].reload = await testReload(ctx, recipe);
     } else if (test === 'maxreq') {
@@ -333,6 +355,7 @@ async function main() {
     save();
     log(`=== ${test} done in ${wall[test].toFixed(0)} s`);
   }
+  selected = everyRecipe;
   results.meta.total_wall_s = (Date.now() - t0) / 1000;
 
   // ---- report

@@ -17,6 +17,15 @@ export function phpParams(scriptFilename, query = '') {
   };
 }
 
+/**
+ * A run's socket: a unix socket path, or `tcp:HOST:PORT` (the stop test's TCP variant).
+ * tcpListen: {host, port} for a TCP socket, else null.
+ */
+export function tcpListen(sock) {
+  const m = /^tcp:(.+):(\d+)$/.exec(sock);
+  return m ? { host: m[1], port: Number(m[2]) } : null;
+}
+
 const failureCode = (error) => (error instanceof FcgiTimeoutError ? 'TIMEOUT' : error instanceof FcgiProtocolError ? 'CLOSED' : (error?.code ?? String(error)));
 
 /**
@@ -29,7 +38,7 @@ export async function fcgiRequest(path, params, timeoutMs = 5000) {
   const ms = () => performance.now() - t0;
   let connection;
   try {
-    connection = await FcgiConnection.connect({ path }, { timeoutMs });
+    connection = await FcgiConnection.connect(tcpListen(path) ?? { path }, { timeoutMs });
   } catch (error) {
     return { ok: false, stage: 'connect', code: failureCode(error), ms: ms() };
   }

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { READY_MARKER } from './fcgi.mjs';
+import { READY_MARKER, tcpListen } from './fcgi.mjs';
 import { registerProcess, unregisterProcess } from './registry.mjs';
 import { freePort, isAlive, listPids, readStat, signalIfSame } from './proc.mjs';
 import { sleep } from './util.mjs';
@@ -48,7 +48,7 @@ http {
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
             fastcgi_param BENCH_REQUEST_ID $request_id;
             fastcgi_param BENCH_START_LOG ${dir}/php-started.log;
-            fastcgi_pass unix:${sock};
+            fastcgi_pass ${tcpListen(sock) ? sock.slice(4) : `unix:${sock}`};
         }
     }
 }

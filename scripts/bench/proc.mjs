@@ -72,6 +72,20 @@ export function memKb(pid) {
 /** Inodes of listening unix sockets bound to path. */
 export function socketInodes(path) {
   const inodes = new Set();
+  const tcp = /^tcp:127\.0\.0\.1:(\d+)$/.exec(path);
+  if (tcp) {
+    // /proc/net/tcp: local_address 0100007F:PPPP, st 0A = LISTEN, inode in column 10
+    const local = `0100007F:${Number(tcp[1]).toString(16).toUpperCase().padStart(4, '0')}`;
+    try {
+      for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+        const parts = line.trim().split(/\s+/);
+        if (parts.length >= 10 && parts[1] === local && parts[3] === '0A') inodes.add(parts[9]);
+      }
+    } catch {
+      // no /proc/net/tcp
+    }
+    return inodes;
+  }
   try {
     const lines = readFileSync('/proc/net/unix', 'latin1').split('\n').slice(1);
     for (const line of lines) {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { delimiter, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { tcpListen } from './fcgi.mjs';
 import { log } from './util.mjs';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -57,10 +58,70 @@ function phpEnv(maxRequests) {
 
 const isRoot = () => process.getuid?.() === 0;
 
+/** spawn-fcgi's (and spawn-fcgi-ts's) listen options for a run's socket: -s PATH, or -a HOST -p PORT. */
+function listenArgs(sock) {
+  const tcp = tcpListen(sock);
+  return tcp ? ['-a', tcp.host, '-p', String(tcp.port)] : ['-s', sock];
+}
+
+/** php-fpm in the foreground, one pool on `sock` with the given pm.* lines. */
+function phpFpmBuild({ sock, runDir, maxRequests, pm }) {
+  const conf = join(runDir, 'php-fpm.conf');
+  writeFileSync(
+    conf,
+    `[global]
+pid = ${runDir}/php-fpm.pid
+error_log = ${runDir}/php-fpm.log
+daemonize = no
+
+[www]
+${isRoot() ? 'user = root\ngroup = root\n' : ''}listen = ${tcpListen(sock) ? sock.slice(4) : sock}
+listen.mode = 0660
+${pm}
+pm.max_requests = ${maxRequests}
+`,
+  );
+  const argv = [findPhpFpm(), '-F', '-y', conf];
+  if (isRoot()) argv.splice(2, 0, '-R');
+  return { argv, env: phpEnv(maxRequests) };
+}
+
+/**
+ * The tests that mean something for a pool that sizes itself (the others count on N workers at all
+ * times: restart, churn, crash loop, the idle overhead of N).
+ */
+const POOL_TESTS = ['throughput', 'stop', 'reload', 'maxreq', 'restart-load', 'pool-sizing'];
+
+/** spawn-fcgi-ts with a pool that sizes itself between `min` and N (issue 11). */
+function tsPool(name, short, min) {
+  const flags = ['--min-procs', String(min), '--idle-timeout', '2s'];
+  return {
+    name,
+    short,
+    ts: true,
+    title: `spawn-fcgi-ts --min-procs ${min} -F N --idle-timeout 2s`,
+    command: `node dist/cli.mjs -n -s SOCK --min-procs ${min} -F N --idle-timeout 2s -- /usr/bin/php-cgi`,
+    tools: [['php-cgi', 'php-cgi']],
+    workerRe: /^php-cgi/,
+    daemonizes: false,
+    crashloop: true,
+    reload: { signal: 'SIGHUP', label: 'SIGHUP (rolling restart)' },
+    pool: { min },
+    onlyTests: POOL_TESTS,
+    build({ sock, n, worker, maxRequests }) {
+      return {
+        argv: [process.execPath, this.cli ?? TS_CLI, '-n', ...listenArgs(sock), '-F', String(n), ...flags, ...(this.extraArgs ?? []), '--', worker],
+        env: phpEnv(maxRequests),
+      };
+    },
+  };
+}
+
 export const RECIPES = [
   {
     name: 'spawn-fcgi-ts',
     short: 'ts',
+    ts: true,
     title: 'spawn-fcgi-ts -n -F N',
     command: 'node dist/cli.mjs -n -s SOCK -F N -- /usr/bin/php-cgi',
     tools: [['php-cgi', 'php-cgi']],
@@ -72,7 +133,7 @@ export const RECIPES = [
     build({ sock, n, worker, maxRequests, churn }) {
       const churnArgs = churn ? ['--stable-after', '1ms'] : [];
       return {
-        argv: [process.execPath, this.cli ?? TS_CLI, '-n', '-s', sock, '-F', String(n), ...churnArgs, ...(this.extraArgs ?? []), '--', worker],
+        argv: [process.execPath, this.cli ?? TS_CLI, '-n', ...listenArgs(sock), '-F', String(n), ...churnArgs, ...(this.extraArgs ?? []), '--', worker],
         env: phpEnv(maxRequests),
       };
     },
@@ -91,7 +152,7 @@ export const RECIPES = [
     crashloop: true,
     reload: null,
     build({ sock, n, worker, maxRequests }) {
-      return { argv: [which('spawn-fcgi'), '-s', sock, '-F', String(n), '--', worker], env: phpEnv(maxRequests) };
+      return { argv: [which('spawn-fcgi'), ...listenArgs(sock), '-F', String(n), '--', worker], env: phpEnv(maxRequests) };
     },
   },
   {
@@ -113,7 +174,7 @@ export const RECIPES = [
     // after 3 deaths within 10 s otherwise).
     build({ sock, n, worker, maxRequests, churn }) {
       return {
-        argv: [which('spawn-fcgi'), '-n', '-s', sock, '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker],
+        argv: [which('spawn-fcgi'), '-n', ...listenArgs(sock), '--', which('multiwatch'), '-f', String(n), ...(churn ? ['-t', '1'] : []), '--', worker],
         env: phpEnv(maxRequests),
       };
     },
@@ -142,8 +203,7 @@ export const RECIPES = [
           NODE_FLOOR,
           which('spawn-fcgi'),
           '-n',
-          '-s',
-          sock,
+          ...listenArgs(sock),
           '--',
           which('multiwatch'),
           '-f',
@@ -184,9 +244,8 @@ loglevel=info
 
 [fcgi-program:php]
 command=${worker}
-socket=unix://${sock}
-socket_mode=0660
-numprocs=${n}
+socket=${tcpListen(sock) ? `tcp://${sock.slice(4)}` : `unix://${sock}`}
+${tcpListen(sock) ? '' : 'socket_mode=0660\n'}numprocs=${n}
 process_name=%(program_name)s_%(process_num)03d
 autorestart=true
 startsecs=1
@@ -208,29 +267,55 @@ stdout_logfile=${runDir}/php.log
     tools: [['php-fpm', 'php-fpm']],
     workerRe: /^php-fpm/,
     daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
     // php-fpm runs no external worker command: nothing to crash-loop.
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
     build({ sock, n, runDir, maxRequests }) {
-      const conf = join(runDir, 'php-fpm.conf');
-      writeFileSync(
-        conf,
-        `[global]
-pid = ${runDir}/php-fpm.pid
-error_log = ${runDir}/php-fpm.log
-daemonize = no
-
-[www]
-${isRoot() ? 'user = root\ngroup = root\n' : ''}listen = ${sock}
-listen.mode = 0660
-pm = static
-pm.max_children = ${n}
-pm.max_requests = ${maxRequests}
-`,
-      );
-      const argv = [findPhpFpm(), '-F', '-y', conf];
-      if (isRoot()) argv.splice(2, 0, '-R');
-      return { argv, env: phpEnv(maxRequests) };
+      return phpFpmBuild({ sock, runDir, maxRequests, pm: `pm = static\npm.max_children = ${n}` });
+    },
+  },
+  // Issue 11: pools that size themselves, the same bounds on both sides (min 1 or 0, max N, 2 s idle).
+  // They take part in POOL_TESTS only (their N is a maximum).
+  tsPool('spawn-fcgi-ts-dynamic', 'ts-dynamic', 1),
+  tsPool('spawn-fcgi-ts-ondemand', 'ts-ondemand', 0),
+  {
+    name: 'php-fpm-dynamic',
+    short: 'fpm-dynamic',
+    title: 'php-fpm pm=dynamic (1…N)',
+    command: 'php-fpm -F -R -y CONF (pm=dynamic, start_servers=1, min_spare_servers=1, max_spare_servers=1, max_children=N)',
+    tools: [['php-fpm', 'php-fpm']],
+    workerRe: /^php-fpm/,
+    daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
+    crashloop: false,
+    reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
+    pool: { min: 1 },
+    onlyTests: POOL_TESTS,
+    build({ sock, n, runDir, maxRequests }) {
+      // max_spare_servers=1: an idle pool goes back to its one child, as --min-procs 1 does
+      const pm = `pm = dynamic\npm.max_children = ${n}\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 1`;
+      return phpFpmBuild({ sock, runDir, maxRequests, pm });
+    },
+  },
+  {
+    name: 'php-fpm-ondemand',
+    short: 'fpm-ondemand',
+    title: 'php-fpm pm=ondemand (0…N, 2 s idle)',
+    command: 'php-fpm -F -R -y CONF (pm=ondemand, max_children=N, process_idle_timeout=2s)',
+    tools: [['php-fpm', 'php-fpm']],
+    workerRe: /^php-fpm/,
+    daemonizes: false,
+    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
+    stopSignal: 'SIGQUIT',
+    crashloop: false,
+    reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
+    pool: { min: 0 },
+    onlyTests: POOL_TESTS,
+    build({ sock, n, runDir, maxRequests }) {
+      return phpFpmBuild({ sock, runDir, maxRequests, pm: `pm = ondemand\npm.max_children = ${n}\npm.process_idle_timeout = 2s` });
     },
   },
 ];
@@ -316,8 +401,7 @@ export function snapshotTs(tmpRoot) {
       if (dir === 'dist' && !f.endsWith('.cache')) hash.update(readFileSync(src));
     }
   }
-  const ts = RECIPES.find((r) => r.name === 'spawn-fcgi-ts');
-  ts.cli = cli;
+  for (const r of RECIPES) if (r.ts) r.cli = cli;
   // preflight: the copy must start (a build that cannot even print its version measures nothing)
   const v = spawnSync(process.execPath, [cli, '-v'], { encoding: 'utf8', timeout: 20_000 });
   const problem =

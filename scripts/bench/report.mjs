@@ -233,7 +233,7 @@ export function measures(p) {
     },
     {
       key: 'stop_accepted',
-      label: 'graceful stop (SIGTERM) under load: requests a worker had accepted that failed',
+      label: 'graceful stop (SIGTERM; php-fpm: SIGQUIT) under load: requests a worker had accepted that failed',
       kind: 'count',
       get: (r) => stopCount(r.stop, 'accepted_failed', 'accepted'),
       target: { zero: true, text: '0' },
@@ -246,11 +246,95 @@ export function measures(p) {
     },
     {
       key: 'stop_gone',
-      label: 'graceful stop under load: SIGTERM → every process gone (ms)',
+      label: 'graceful stop under load: the signal → every process gone (ms)',
       kind: 'samples',
       better: 'lower',
       digits: 1,
       get: (r) => (r.stop?.reps ?? []).filter((x) => x.ready?.ready_ms != null).map((x) => x.stop?.all_gone_ms),
+    },
+    {
+      key: 'stop_sent_before',
+      label: 'graceful stop under load (unix socket): failed among the requests sent before the signal',
+      kind: 'count',
+      get: (r) => stopSentBefore(r.stop),
+      target: { zero: true, text: '0' },
+    },
+    {
+      key: 'stop_tcp_sent_before',
+      label: 'graceful stop under load (TCP 127.0.0.1): failed among the requests sent before the signal',
+      kind: 'count',
+      get: (r) => stopSentBefore(r.stop_tcp),
+    },
+    {
+      key: 'restart_load_before',
+      label: 'restart under load: failed among the requests sent before the stop signal',
+      kind: 'count',
+      get: (r) => {
+        const q = r.restart_load?.requests;
+        if (!q || q.before_failed === undefined) return failedCounts(r.restart_load);
+        return { failed: q.before_failed + q.inflight_failed, total: q.total - q.after_ok - q.after_failed };
+      },
+    },
+    {
+      key: 'restart_load_failed',
+      label: 'restart under load (SIGTERM, php-fpm SIGQUIT, then a new start on the same socket): failed requests, all (the gap included)',
+      kind: 'count',
+      get: (r) => failedCounts(r.restart_load),
+    },
+    {
+      key: 'restart_load_gap',
+      label: 'restart under load: the stop signal → the new pool answers (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => (r.restart_load ? [r.restart_load.gap_ms] : null),
+    },
+    {
+      key: 'pool_rss',
+      label: 'whole pool (supervisor + workers) at idle after a burst of 8: RSS sum (MB) [workers left]',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => MB(x.pool_rss_kb)),
+      extra: (r) => ` [${(r.pool?.rounds ?? []).map((x) => x.workers).join(',')}]`,
+    },
+    {
+      key: 'pool_pss',
+      label: 'whole pool at idle after a burst: PSS sum (MB)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => MB(x.pool_pss_kb)),
+    },
+    {
+      key: 'pool_burst_p50',
+      label: 'a burst of 8 (10 ms requests) that arrives after idle: p50 latency (ms)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => x.after_idle_p50_ms),
+    },
+    {
+      key: 'pool_burst_p99',
+      label: 'the same burst after idle: p99 latency (ms; of 8 requests, so the slowest)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => poolRounds(r.pool, (x) => x.after_idle_p99_ms),
+    },
+    {
+      key: 'pool_queued',
+      label: 'first queued connection → a new worker answers it (ms; min 0: empty pool, min 1: its worker busy)',
+      kind: 'samples',
+      better: 'lower',
+      digits: 1,
+      noRatio: true,
+      get: (r) => (r.pool?.queued?.length ? r.pool.queued : r.pool ? { text: 'n/a (static pool)' } : null),
     },
     {
       key: 'reload_failed',
@@ -351,6 +435,23 @@ function supervised(o, f) {
   return [f(o)];
 }
 
+/** Requests that started before the stop signal (done before it, or in flight at it) and failed. */
+function stopSentBefore(stop) {
+  const reps = (stop?.reps ?? []).filter((x) => x.requests);
+  if (reps.length === 0) return stop?.reps?.length ? { text: (stop.reps.at(-1).error ?? 'no result').slice(0, 120) } : null;
+  const q = reps.map((x) => x.requests);
+  return {
+    failed: sum(q.map((x) => x.before_failed + x.inflight_failed)),
+    total: sum(q.map((x) => x.total - x.after_ok - x.after_failed)),
+  };
+}
+
+function poolRounds(pool, f) {
+  if (!pool) return null;
+  if (pool.rounds.length === 0) return { text: (pool.error ?? 'no result').slice(0, 120) };
+  return pool.rounds.map(f);
+}
+
 function stopCount(stop, failedKey, totalKey) {
   const reps = (stop?.reps ?? []).filter((x) => x.requests);
   if (reps.length === 0) return stop?.reps?.length ? { text: (stop.reps.at(-1).error ?? 'no result').slice(0, 120) } : null;
@@ -418,7 +519,8 @@ export function evaluate(results, recipeNames, p) {
     const ts = cells[TS];
     if (m.kind === 'samples' && ts?.summary && !m.noRatio) {
       for (const [name, c] of Object.entries(cells)) {
-        if (name === TS || !c.summary || !(c.summary.median > 0)) continue;
+        // ratios against the peers only (not spawn-fcgi-ts's own pool variants)
+        if (name.startsWith(TS) || !c.summary || !(c.summary.median > 0)) continue;
         row.ratios[name] = ts.summary.median / c.summary.median;
       }
     }
@@ -578,14 +680,18 @@ export function svgChart(data, { title, subtitle }) {
 
 // ---------------------------------------------------------------- README
 /**
- * The hand-kept "## Quick run" section of bench/README.md (a dated `--quick` table), or '' : a full run rewrites
- * the file and carries this section over.
+ * The hand-kept sections of bench/README.md ("## Quick run": a dated `--quick` table; "## Issue 11": the
+ * pool-sizing, stop and restart rows), or '' : a full run rewrites the file and carries them over.
  */
 export function quickSection(text) {
-  const start = text.indexOf('\n## Quick run');
-  if (start < 0) return '';
-  const end = text.indexOf('\n## ', start + 1);
-  return `${text.slice(start + 1, end < 0 ? text.length : end).trimEnd()}\n\n`;
+  let out = '';
+  for (const heading of ['\n## Quick run', '\n## Issue 11']) {
+    const start = text.indexOf(heading);
+    if (start < 0) continue;
+    const end = text.indexOf('\n## ', start + 1);
+    out += `${text.slice(start + 1, end < 0 ? text.length : end).trimEnd()}\n\n`;
+  }
+  return out;
 }
 
 export function readme({ table, meta, notes, quick = '' }) {
@@ -630,6 +736,10 @@ ${quick}## Recipes
 | node-floor | \`PHP_FCGI_CHILDREN=0 node scripts/bench/node-floor.cjs spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi\`: **the Node floor**, what any Node.js supervisor pays — a bare \`node\` whose only work is to spawn the multiwatch recipe's command and forward stop signals (its supervisors: node + multiwatch) |
 | supervisord | \`supervisord -n -c CONF\` with \`[fcgi-program:php] socket=unix://SOCK numprocs=N autorestart=true\` (other settings at their defaults) |
 | php-fpm | \`php-fpm8.2 -F -R -y CONF\` with \`pm=static\`, \`pm.max_children=N\`, \`listen=SOCK\` |
+| spawn-fcgi-ts-dynamic | \`node dist/cli.mjs -n -s SOCK --min-procs 1 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` (issue 11: a pool that sizes itself between 1 and N) |
+| spawn-fcgi-ts-ondemand | \`node dist/cli.mjs -n -s SOCK --min-procs 0 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` |
+| php-fpm-dynamic | php-fpm with \`pm=dynamic\`, \`pm.max_children=N\`, \`pm.start_servers=1\`, \`pm.min_spare_servers=1\`, \`pm.max_spare_servers=1\` (an idle pool goes back to one child, as \`--min-procs 1\` does) |
+| php-fpm-ondemand | php-fpm with \`pm=ondemand\`, \`pm.max_children=N\`, \`pm.process_idle_timeout=2s\` |
 
 Every php-cgi recipe runs with \`PHP_FCGI_MAX_REQUESTS=0\` (php-fpm \`pm.max_requests=0\`) except in the
 max-requests test, which sets 500 for all of them.
@@ -664,13 +774,27 @@ max-requests test, which sets 500 for all of them.
   127.0.0.1 port; per script a 2 s (quick 1 s) wrk warm-up, then \`wrk -t2 -c32 -d10s --latency\`
   (quick: \`-d3s\`). \`ok.php\` echoes "ok"; \`loop.php\` runs a 10 000-iteration loop. The full run does 3
   rounds with the recipe order rotated.
-* **Graceful stop under load**: \`wrk -t2 -c16\` on \`slow.php\` (100 ms per request), SIGTERM to the
-  spawner after 2 s + jitter, wrk ended 0.5 s after every process is gone. nginx logs
+* **Graceful stop under load**: \`wrk -t2 -c16\` on \`slow.php\` (100 ms per request), SIGTERM (php-fpm:
+  SIGQUIT, its graceful stop; SIGTERM is its immediate one) to the spawner after 2 s + jitter, wrk ended 0.5 s after every process is gone. nginx logs
   \`$msec $request_time $status $request_id\`; \`slow.php\` logs the request id when it starts, so a failed
   request is known to have been **accepted by a worker** (target: none of those fails) or to have
   waited in the listen backlog (no spawner here drains the backlog: those fail when the last worker
   closes the socket). For the daemonizing spawn-fcgi the signal goes to the workers (nothing else is
-  left).
+  left). The same again with the pool on TCP (\`127.0.0.1:PORT\`, nginx \`fastcgi_pass 127.0.0.1:PORT\`).
+  "Sent before the signal" counts every request that nginx began before the signal (done before it or in
+  flight at it).
+* **Restart under load** (\`restart-load\`): \`wrk -t2 -c16\` on \`ok.php\`; after 1.5 s the stop signal, and once
+  every process is gone a new start of the same recipe on the same socket; wrk runs on 1.5 s after the new
+  pool answers. Failed requests: all (the gap without a listener included: nginx answers 502), and those
+  sent before the signal; and the time from the signal to the new pool's first answer.
+* **Pool sizing** (\`pool-sizing\`, issue 11; N=4 at most; 3 rounds, quick 2): a raw FastCGI client sends a
+  burst of 8 concurrent 300 ms requests (\`test/fixtures/php/sleep.php\`), waits until the pool is back at its
+  idle size (its minimum; N for a static pool) and 3 s more, then samples the whole pool (supervisor +
+  workers; spawn-fcgi-ts's queue watcher included): RSS sum and PSS sum. Then a burst of 8 concurrent 10 ms
+  requests, the one that arrives after idle: p50 and p99 of its latencies (of 8, p99 is the slowest). Last,
+  for the pools that size themselves, the first queued connection → a new worker answering it: with a
+  minimum of 0, the first request to the empty pool; with a minimum of 1, a request while the one worker is
+  busy for 2 s.
 * **Reload under load**: \`wrk -t2 -c16\` on \`ok.php\`; 3 reloads (quick 2), each when the previous one
   has replaced every worker, + 1 s. spawn-fcgi-ts: SIGHUP (rolling restart); php-fpm: SIGUSR2;
   supervisord: SIGHUP (restarts every process); spawn-fcgi and multiwatch have none (multiwatch 1.0
@@ -703,7 +827,7 @@ and the targets of issue 10 are read against it (time to first answer ≤ 1.25×
 node scripts/bench.mjs [--quick] [--only spawn-fcgi-ts,multiwatch] [--tests ready,restart]
                        [--ts-args='--stable-after 1s'] [--out DIR] [--install] [--keep]
 node scripts/bench.mjs --report bench/results.json     # render an earlier run again, no measuring
-tests: ready, restart, overhead, churn, throughput, stop, reload, maxreq, crashloop
+tests: ready, restart, overhead, churn, throughput, stop, reload, maxreq, crashloop, restart-load, pool-sizing
 \`\`\`
 
 A full run of every test and recipe writes here. \`--quick\` (under 5 minutes) gives issue 10's rows:
@@ -713,5 +837,14 @@ fewer repetitions and 1,000 churn deaths (\`--only\` / \`--tests\` widen it); it
 \`--out\` is given. \`--ts-args\` tries spawn-fcgi-ts options against the same peers (for example
 \`--ts-args='--stable-after 1s' --tests restart\`). Missing peers are skipped with a note; \`--install\` (as root)
 installs the Debian packages: \`apt-get install -y spawn-fcgi multiwatch php-cgi php-fpm supervisor nginx wrk libfcgi-bin\`.
+
+Issue 11's rows (stop, restart and a pool that sizes itself) are not in \`--quick\`: they take about 3 minutes
+on their own (191 s at a load average of 4), and the quick run alone takes 3–4, so together they would pass 5.
+Run them on their own (this writes to \`/tmp/spawn-fcgi-bench-quick/\`, 1 stop per transport, 2 pool rounds):
+
+\`\`\`
+node scripts/bench.mjs --quick --tests stop,restart-load,pool-sizing \\
+  --only spawn-fcgi-ts,spawn-fcgi-ts-dynamic,spawn-fcgi-ts-ondemand,multiwatch,php-fpm,php-fpm-dynamic,php-fpm-ondemand
+\`\`\`
 `;
 }

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { probe } from './fcgi.mjs';
+import { probe, tcpListen } from './fcgi.mjs';
 import { cpuNs, memKb, readStat, signalIfSame, CLK_TCK } from './proc.mjs';
 import { Tracker } from './proc.mjs';
 import { registerRun, unregisterRun } from './registry.mjs';
@@ -15,14 +15,18 @@ export class Run {
    * ctx: {tmpRoot, readyScript}; options: {n, label, worker, maxRequests, churn (the recipe's settings for
    * a churn test)}
    */
-  constructor(ctx, recipe, { n, label, worker = ctx.phpCgi, maxRequests = 0, churn = false }) {
+  constructor(ctx, recipe, { n, label, worker = ctx.phpCgi, maxRequests = 0, churn = false, sock = null }) {
     this.ctx = ctx;
     this.recipe = recipe;
     this.n = n;
     this.worker = worker;
     this.runDir = join(ctx.tmpRoot, `${recipe.name}-${label}-${++counter}`);
     mkdirSync(this.runDir, { recursive: true });
-    this.sock = join(this.runDir, 'php.sock');
+    // sock: another run's socket path (a restart: the new run takes over where nginx points), or
+    // tcp:HOST:PORT (the recipes' build() turns it into their TCP listen options)
+    this.sock = sock ?? join(this.runDir, 'php.sock');
+    // a pool that sizes itself is ready with its minimum (the probe may add one)
+    this.readyWorkers = recipe.pool ? recipe.pool.min : n;
     const { argv, env } = recipe.build({ sock: this.sock, n, worker, runDir: this.runDir, maxRequests, churn });
     this.argv = argv;
     this.env = env;
@@ -31,7 +35,7 @@ export class Run {
 
   start() {
     try {
-      unlinkSync(this.sock);
+      if (!tcpListen(this.sock)) unlinkSync(this.sock);
     } catch {
       // no stale socket
     }
@@ -82,7 +86,7 @@ export class Run {
     let stop = false;
     const prober = (async () => {
       while (!stop && this.elapsed() < timeoutMs) {
-        if (!existsSync(this.sock)) {
+        if (!tcpListen(this.sock) && !existsSync(this.sock)) {
           await sleep(1);
           continue;
         }
@@ -107,10 +111,10 @@ export class Run {
         lastChange = t;
       }
       res.max_workers = Math.max(res.max_workers, workers.length);
-      if (res.workers_ms === null && workers.length >= this.n) res.workers_ms = t - this.t0;
+      if (res.workers_ms === null && workers.length >= this.readyWorkers) res.workers_ms = t - this.t0;
       if (res.workers_ms !== null && res.answer_ms !== null) break;
       if (res.answer_ms !== null && t - lastChange > stuckMs) {
-        res.gave_up = `worker count stuck at ${workers.length} < ${this.n}`;
+        res.gave_up = `worker count stuck at ${workers.length} < ${this.readyWorkers}`;
         break;
       }
       if (!this.rootAlive && workers.length === 0 && (!this.recipe.daemonizes || this.elapsed() > 5000)) {
@@ -158,7 +162,7 @@ export class Run {
     res.all_gone_ms = allGone;
     res.timed_out = allGone === null;
     res.exit = this.exit;
-    res.socket_file_left = existsSync(this.sock);
+    res.socket_file_left = !tcpListen(this.sock) && existsSync(this.sock);
     await this.kill();
     return res;
   }

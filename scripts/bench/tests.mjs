@@ -1,8 +1,9 @@
 // The measures. Each test starts its own runs of a recipe and stops them by pid before it returns.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { probe } from './fcgi.mjs';
-import { classifyAccessLog, runWrk, startNginx, startWrk, stopNginx } from './http.mjs';
+import { fcgiRequest, phpParams, probe } from './fcgi.mjs';
+import { REPO } from './recipes.mjs';
+import { classifyAccessLog, freePort, runWrk, startNginx, startWrk, stopNginx } from './http.mjs';
 import { cpuNs, signalIfSame } from './proc.mjs';
 import { Run, describeExit } from './run.mjs';
 import { fixed, jitter, log, mapLimit, median, now, sleep } from './util.mjs';
@@ -184,10 +185,12 @@ export async function testThroughput(ctx, recipe, round) {
  * slow.php logs the nginx request id when it starts, so a failed request is known to have been
  * accepted by a worker (or to have waited in the backlog).
  */
-export async function testStop(ctx, recipe, reps) {
-  const out = { reps: [] };
+export async function testStop(ctx, recipe, reps, { tcp = false } = {}) {
+  const out = { reps: [], transport: tcp ? 'tcp' : 'unix' };
   for (let i = 0; i < reps; i++) {
-    const run = new Run(ctx, recipe, { n: 4, label: 'stop' }).start();
+    // tcp: the pool listens on 127.0.0.1:PORT (issue 11 asks for both transports)
+    const sock = tcp ? `tcp:127.0.0.1:${await freePort()}` : null;
+    const run = new Run(ctx, recipe, { n: 4, label: tcp ? 'stop-tcp' : 'stop', sock }).start();
     const rec = { ready: await run.waitReady() };
     let nginx = null;
     try {
@@ -195,7 +198,7 @@ export async function testStop(ctx, recipe, reps) {
       const wrk = startWrk(nginx.port, '/slow.php', { conns: 16, durationS: 60, latency: false });
       await sleep(2000 + jitter(ctx.p.jitterMs));
       rec.t_signal_epoch_ms = Date.now();
-      rec.stop = await run.stop('SIGTERM');
+      rec.stop = await run.stop(recipe.stopSignal ?? 'SIGTERM');
       await sleep(500);
       wrk.stop();
       rec.wrk = await wrk.done;
@@ -211,7 +214,7 @@ export async function testStop(ctx, recipe, reps) {
     out.reps.push(rec);
     const q = rec.requests ?? {};
     log(
-      `${recipe.name} stop ${i + 1}/${reps}: exit ${ms(rec.stop?.spawner_exit_ms)}, all gone ${ms(rec.stop?.all_gone_ms)}; accepted by a worker and failed ${q.accepted_failed}/${q.accepted}; in flight failed ${q.inflight_failed}/${q.inflight}`,
+      `${recipe.name} stop (${out.transport}) ${i + 1}/${reps}: exit ${ms(rec.stop?.spawner_exit_ms)}, all gone ${ms(rec.stop?.all_gone_ms)}; accepted by a worker and failed ${q.accepted_failed}/${q.accepted}; in flight failed ${q.inflight_failed}/${q.inflight}`,
     );
     await sleep(300);
   }
@@ -485,4 +488,131 @@ async function churnRun(run, deaths, stuckMs) {
     await sleep(2);
   }
   return { deaths: killed.size };
+}
+
+// ---------------------------------------------------------- restart-load
+/**
+ * A restart (stop, then a new start on the same socket) while wrk drives ok.php through nginx: the
+ * failed requests (nginx's access log and wrk) and the gap from the stop signal to the new pool's first answer.
+ */
+export async function testRestartUnderLoad(ctx, recipe) {
+  const first = new Run(ctx, recipe, { n: 4, label: 'restart-load' }).start();
+  const out = { ready: await first.waitReady() };
+  let nginx = null;
+  let second = null;
+  try {
+    nginx = await startNginx(first.runDir, first.sock, ctx.www, { accessLog: true });
+    const wrk = startWrk(nginx.port, '/ok.php', { conns: 16, durationS: 60, latency: false });
+    await sleep(1500 + jitter(ctx.p.jitterMs));
+    const t0 = now();
+    out.t_signal_epoch_ms = Date.now();
+    out.stop = await first.stop(recipe.stopSignal ?? 'SIGTERM');
+    second = new Run(ctx, recipe, { n: 4, label: 'restart-load-new', sock: first.sock }).start();
+    out.ready_new = await second.waitReady();
+    out.gap_ms = out.ready_new.answer_ms === null ? null : now() - t0 - (second.elapsed() - out.ready_new.answer_ms);
+    await sleep(1500);
+    wrk.stop();
+    out.wrk = await wrk.done;
+    await sleep(200);
+    out.requests = classifyAccessLog(nginx, out.t_signal_epoch_ms);
+    const q = out.requests;
+    log(
+      `${recipe.name} restart under load: stop → new pool answers ${ms(out.gap_ms)}; ${q.total} requests, failed ${q.failed} (nginx; sent before the signal ${q.before_failed + q.inflight_failed}, after ${q.after_failed}), wrk non-2xx ${out.wrk.non2xx} + socket errors ${out.wrk.socket_errors}`,
+    );
+  } catch (error) {
+    out.error = String(error.message ?? error);
+    log(`${recipe.name} restart under load: ${out.error}`);
+  } finally {
+    if (nginx) await stopNginx(nginx);
+  }
+  if (first.rootAlive) out.stop ??= await first.stop();
+  if (second) out.stop_new = await second.stop();
+  out.output_tail = (second ?? first).outputTail();
+  return out;
+}
+
+// ----------------------------------------------------------- pool-sizing
+const SLEEP_PHP = join(REPO, 'test', 'fixtures', 'php', 'sleep.php');
+const BURST = 8;
+const busyRequest = (sock, busyMs) => fcgiRequest(sock, phpParams(SLEEP_PHP, `ms=${busyMs}`), 30_000);
+/** Worker processes (a php-fpm master without children looks like one: the spawner itself never counts). */
+const poolWorkers = (run) => run.poll().workers.filter((w) => w.pid !== run.pid);
+
+function percentile(values, q) {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? null : s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+}
+
+/** Until the pool is back at its idle size (its minimum, or N for a static pool); false after timeoutMs. */
+async function settle(run, idleWorkers, timeoutMs = 30_000) {
+  const t0 = now();
+  while (now() - t0 < timeoutMs) {
+    if (poolWorkers(run).length <= idleWorkers) return now() - t0;
+    await sleep(50);
+  }
+  return null;
+}
+
+/**
+ * Issue 11's pool that sizes itself, N=4 at most. Per round: a burst of 8 concurrent 300 ms requests, the
+ * pool back at its idle size (+3 s), the whole pool's memory (supervisor + workers, RSS sum and PSS), then
+ * another burst of 8 (10 ms each) and its p50/p99 latency (this is the burst that arrives after idle).
+ * Then, for a pool with a minimum: the first queued connection → a new worker answering it (minimum 0:
+ * the first request to an empty pool; minimum 1: its one worker is kept busy for 2 s).
+ */
+export async function testPoolSizing(ctx, recipe, rounds) {
+  const n = 4;
+  const idleWorkers = recipe.pool ? recipe.pool.min : n;
+  const run = new Run(ctx, recipe, { n, label: 'pool' }).start();
+  const out = { n, idle_workers_target: idleWorkers, ready: await run.waitReady({ timeoutMs: 30_000 }), rounds: [], queued: [] };
+  if (out.ready.answer_ms === null) {
+    out.error = `never served: ${out.ready.gave_up}`;
+    out.stop = await run.stop();
+    return out;
+  }
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const rec = {};
+      const warm = await Promise.all(Array.from({ length: BURST }, () => busyRequest(run.sock, 300)));
+      rec.burst_failed = warm.filter((r) => !r.ok).length;
+      rec.settle_ms = await settle(run, idleWorkers);
+      await sleep(3000);
+      const s = run.sampleSupervisors();
+      rec.workers = poolWorkers(run).length;
+      rec.processes = s.supervisors.length + s.n_workers;
+      rec.pool_rss_kb = s.sup_rss_kb + s.worker_rss_kb;
+      rec.pool_pss_kb = s.sup_pss_kb + s.worker_pss_kb;
+      rec.sup_rss_kb = s.sup_rss_kb;
+      const burst = await Promise.all(Array.from({ length: BURST }, () => busyRequest(run.sock, 10)));
+      rec.after_idle_failed = burst.filter((r) => !r.ok).length;
+      const lat = burst.filter((r) => r.ok).map((r) => r.ms);
+      rec.after_idle_p50_ms = percentile(lat, 0.5);
+      rec.after_idle_p99_ms = percentile(lat, 0.99);
+      out.rounds.push(rec);
+      log(
+        `${recipe.name} pool round ${i + 1}/${rounds}: back at ${rec.workers} workers after ${ms(rec.settle_ms)}, pool RSS ${fixed(rec.pool_rss_kb / 1024, 1)} MB (PSS ${fixed(rec.pool_pss_kb / 1024, 1)} MB), burst after idle p50 ${ms(rec.after_idle_p50_ms)} p99 ${ms(rec.after_idle_p99_ms)}`,
+      );
+    }
+    if (recipe.pool) {
+      for (let i = 0; i < rounds; i++) {
+        await settle(run, idleWorkers);
+        await sleep(500);
+        let busy = null;
+        if (idleWorkers > 0) {
+          busy = busyRequest(run.sock, 2000);
+          await sleep(100);
+        }
+        const r = await busyRequest(run.sock, 0);
+        out.queued.push(r.ok ? r.ms : null);
+        if (busy) await busy;
+        log(`${recipe.name} queued → new worker answers ${ms(r.ok ? r.ms : null)}${r.ok ? '' : ` (${r.code})`}`);
+      }
+    }
+  } catch (error) {
+    out.error = String(error.message ?? error);
+    log(`${recipe.name} pool-sizing: ${out.error}`);
+  }
+  out.stop = await run.stop();
+  out.output_tail = run.outputTail();
+  return out;
 }
