@@ -189,11 +189,12 @@ describe('lighttpd load-balances ".php" over two spawn-fcgi-ts pools on two host
     // written into a connection that sat in the listen queue of pool a's socket when its last holder
     // closed it: the kernel resets those. At most one per client, and only right at the stop.
     const failures = tagged.filter((r) => r.status !== 200);
-    const refusedConnects = (lighttpd.errorLog().match(/establishing connection failed.*Connection refused/g) ?? []).length;
+    // Refused once the listener is gone; reset when a connect landed in the queue of a listener closing right then.
+    const refusedConnects = (lighttpd.errorLog().match(/establishing connection failed.*Connection (refused|reset by peer)/g) ?? []).length;
     t.diagnostic(
       `connects refused by the stopped pool (retried by lighttpd): ${refusedConnects}; failed requests: ${failures.length} of ${tagged.length}, at ${failures.map((f) => `${f.at - stopStarted} ms`).join(', ') || '-'} from the stop`,
     );
-    assert.ok(refusedConnects >= 1, 'lighttpd tried the stopped pool and was refused (else the test did not test the failover)');
+    assert.ok(refusedConnects >= 1, 'lighttpd tried the stopped pool and was refused or reset (else the test did not test the failover)');
     assert.ok(failures.length <= CLIENTS, `more failed requests than clients: ${JSON.stringify(failures)}`);
     // Only right at the stop: every failed request ended after the stop began and was sent before the
     // disable-time was over (an order of events, not a window a busy machine could miss).
