@@ -18,6 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { directChildren } from '../dist-tools/proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.mjs');
@@ -77,20 +78,6 @@ function cpuMs(pid) {
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }
-/** Direct children, zombies included (/proc/<pid>/task/<tid>/children). */
-function children(pid) {
-  const out = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let text = '';
-    try {
-      text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const w of text.trim().split(/\s+/)) if (w !== '') out.push(Number(w));
-  }
-  return out;
-}
 function exe(pid) {
   try {
     return readlinkSync(`/proc/${pid}/exe`);
@@ -141,7 +128,7 @@ async function churnSoak() {
   });
   try {
     const running = () => {
-      const list = children(sup.pid);
+      const list = directChildren(sup.pid);
       return list.length === PROCS && list.every((pid) => exe(pid) === responder && state(pid) !== 'Z');
     };
     /** PROCS children running the responder, then the lowest RSS of ten samples over a second. */
@@ -161,7 +148,7 @@ async function churnSoak() {
     const killed = new Set();
     const churn = async (target) => {
       while (killed.size < target) {
-        for (const pid of children(sup.pid)) {
+        for (const pid of directChildren(sup.pid)) {
           if (killed.size >= target) break;
           if (killed.has(pid) || exe(pid) !== responder) continue;
           killed.add(pid);
@@ -191,7 +178,7 @@ async function churnSoak() {
     const churnMs = Date.now() - t0;
     const end = samples.at(-1);
     await waitFor('every respawn in the log', () => respawns >= WARMUP + DEATHS, 20_000).catch(() => undefined);
-    const unreaped = children(sup.pid).filter((pid) => state(pid) === 'Z').length;
+    const unreaped = directChildren(sup.pid).filter((pid) => state(pid) === 'Z').length;
     // CPU of the supervisor over the measured churn, the ten-sample pauses included (they cost ~nothing).
     const cpuPerDeathMs = (end.cpuMs - churnStart.cpuMs) / DEATHS;
     const result = {

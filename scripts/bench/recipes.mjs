@@ -259,11 +259,46 @@ stdout_logfile=${runDir}/php.log
       return { argv: [which('supervisord'), '-n', '-c', conf], env: phpEnv(maxRequests) };
     },
   },
-  {
+  fpmRecipe({
     name: 'php-fpm',
     short: 'php-fpm',
     title: 'php-fpm pm=static',
     command: 'php-fpm -F -R -y CONF (pm=static, pm.max_children=N, listen=SOCK)',
+    pm: (n) => `pm = static\npm.max_children = ${n}`,
+  }),
+  // Issue 11: pools that size themselves, the same bounds on both sides (min 1 or 0, max N, 2 s idle).
+  // They take part in POOL_TESTS only (their N is a maximum).
+  tsPool('spawn-fcgi-ts-dynamic', 'ts-dynamic', 1),
+  tsPool('spawn-fcgi-ts-ondemand', 'ts-ondemand', 0),
+  fpmRecipe({
+    name: 'php-fpm-dynamic',
+    short: 'fpm-dynamic',
+    title: 'php-fpm pm=dynamic (1…N)',
+    command: 'php-fpm -F -R -y CONF (pm=dynamic, start_servers=1, min_spare_servers=1, max_spare_servers=1, max_children=N)',
+    pool: { min: 1 },
+    // max_spare_servers=1: an idle pool goes back to its one child, as --min-procs 1 does
+    pm: (n) => `pm = dynamic\npm.max_children = ${n}\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 1`,
+  }),
+  fpmRecipe({
+    name: 'php-fpm-ondemand',
+    short: 'fpm-ondemand',
+    title: 'php-fpm pm=ondemand (0…N, 2 s idle)',
+    command: 'php-fpm -F -R -y CONF (pm=ondemand, max_children=N, process_idle_timeout=2s)',
+    pool: { min: 0 },
+    pm: (n) => `pm = ondemand\npm.max_children = ${n}\npm.process_idle_timeout = 2s`,
+  }),
+];
+
+/**
+ * A php-fpm recipe: what every pm= mode shares, and its process-manager lines. A pool that sizes itself
+ * (`pool`) takes part in POOL_TESTS only.
+ */
+function fpmRecipe({ name, short, title, command, pm, pool }) {
+  return {
+    name,
+    short,
+    title,
+    command,
     tools: [['php-fpm', 'php-fpm']],
     workerRe: /^php-fpm/,
     daemonizes: false,
@@ -272,53 +307,10 @@ stdout_logfile=${runDir}/php.log
     // php-fpm runs no external worker command: nothing to crash-loop.
     crashloop: false,
     reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
-    build({ sock, n, runDir, maxRequests }) {
-      return phpFpmBuild({ sock, runDir, maxRequests, pm: `pm = static\npm.max_children = ${n}` });
-    },
-  },
-  // Issue 11: pools that size themselves, the same bounds on both sides (min 1 or 0, max N, 2 s idle).
-  // They take part in POOL_TESTS only (their N is a maximum).
-  tsPool('spawn-fcgi-ts-dynamic', 'ts-dynamic', 1),
-  tsPool('spawn-fcgi-ts-ondemand', 'ts-ondemand', 0),
-  {
-    name: 'php-fpm-dynamic',
-    short: 'fpm-dynamic',
-    title: 'php-fpm pm=dynamic (1…N)',
-    command: 'php-fpm -F -R -y CONF (pm=dynamic, start_servers=1, min_spare_servers=1, max_spare_servers=1, max_children=N)',
-    tools: [['php-fpm', 'php-fpm']],
-    workerRe: /^php-fpm/,
-    daemonizes: false,
-    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
-    stopSignal: 'SIGQUIT',
-    crashloop: false,
-    reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
-    pool: { min: 1 },
-    onlyTests: POOL_TESTS,
-    build({ sock, n, runDir, maxRequests }) {
-      // max_spare_servers=1: an idle pool goes back to its one child, as --min-procs 1 does
-      const pm = `pm = dynamic\npm.max_children = ${n}\npm.start_servers = 1\npm.min_spare_servers = 1\npm.max_spare_servers = 1`;
-      return phpFpmBuild({ sock, runDir, maxRequests, pm });
-    },
-  },
-  {
-    name: 'php-fpm-ondemand',
-    short: 'fpm-ondemand',
-    title: 'php-fpm pm=ondemand (0…N, 2 s idle)',
-    command: 'php-fpm -F -R -y CONF (pm=ondemand, max_children=N, process_idle_timeout=2s)',
-    tools: [['php-fpm', 'php-fpm']],
-    workerRe: /^php-fpm/,
-    daemonizes: false,
-    // php-fpm's graceful stop (SIGTERM/SIGINT: immediate termination); the stop and restart tests send it
-    stopSignal: 'SIGQUIT',
-    crashloop: false,
-    reload: { signal: 'SIGUSR2', label: 'SIGUSR2 (graceful reload)' },
-    pool: { min: 0 },
-    onlyTests: POOL_TESTS,
-    build({ sock, n, runDir, maxRequests }) {
-      return phpFpmBuild({ sock, runDir, maxRequests, pm: `pm = ondemand\npm.max_children = ${n}\npm.process_idle_timeout = 2s` });
-    },
-  },
-];
+    ...(pool === undefined ? {} : { pool, onlyTests: POOL_TESTS }),
+    build: ({ sock, n, runDir, maxRequests }) => phpFpmBuild({ sock, runDir, maxRequests, pm: pm(n) }),
+  };
+}
 
 export const RECIPE_NAMES = RECIPES.map((r) => r.name);
 

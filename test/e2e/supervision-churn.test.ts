@@ -7,11 +7,11 @@
  * SFTS_CHURN sets the number of deaths (default 200).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RESPONDER, requireBuild, startPool, type RunningPool } from '../helpers/pool.js';
-import { readStatus, removePath, settledFdCount, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+import { directChildren, readStatus, removePath, settledFdCount, signalIfAlive, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
 const CHURN = Number(process.env.SFTS_CHURN ?? '200');
 const N = 4;
@@ -22,21 +22,6 @@ before(() => {
   dir = tmpDir('sfts-churn');
 });
 after(() => removePath(dir));
-
-/** Direct children of `pid` (zombies included), from /proc/<pid>/task/* /children: cheaper than a /proc scan. */
-function childList(pid: number): number[] {
-  const result: number[] = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let text = '';
-    try {
-      text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const word of text.trim().split(/\s+/)) if (word !== '') result.push(Number(word));
-  }
-  return result;
-}
 
 function exe(pid: number): string | undefined {
   try {
@@ -61,7 +46,7 @@ test(`churn: ${CHURN} child deaths in a row, each one respawned, no descriptor l
   const quiet = async (): Promise<{ fds: number; rssKb: number }> => {
     await waitFor(
       () => {
-        const children = childList(pool.pid);
+        const children = directChildren(pool.pid);
         return children.length === N && children.every((pid) => exe(pid) === responder && readStatus(pid)?.state !== 'Z');
       },
       { timeoutMs: 30_000, intervalMs: 10, what: `${N} running children and no zombie` },
@@ -74,7 +59,7 @@ test(`churn: ${CHURN} child deaths in a row, each one respawned, no descriptor l
   const churn = async (count: number): Promise<void> => {
     const deadline = Date.now() + TIMEOUT;
     while (killed.size < count) {
-      for (const pid of childList(pool.pid)) {
+      for (const pid of directChildren(pool.pid)) {
         if (killed.size >= count) break;
         if (killed.has(pid) || exe(pid) !== responder) continue;
         killed.add(pid);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, processTable, readStat } from '../../tools/proc/proc.js';
+import { directChildren, freePort, processTable, readStat } from '../../tools/proc/proc.js';
 
 export { sleep };
 
@@ -70,7 +70,7 @@ export function sid(pid: number): number | undefined {
   return readStat(pid)?.sid;
 }
 
-export { processTable };
+export { directChildren, processTable };
 
 /** Live (non-zombie) direct children of a process. */
 export function childrenOf(pid: number): number[] {
