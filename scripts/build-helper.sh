@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the native programs from the sources in the repo:
-#   build/<arch>/spawn-fcgi-ts-helper   the exec helper (src/native/helper.c)
+#   build/<arch>/spawn-fcgi-ts-helper   the exec helper and the resident spawner (src/native/helper.c, spawner.c)
 #   build/<arch>/spawn-fcgi-ts-notify   the sd_notify sender (src/native/notify.c)
 #   build/static-responder              the FastCGI test responder (a test fixture, host only)
 # <arch> is Node's name for it (process.arch): x64, arm64. Both programs make no NSS call, so they are
@@ -44,20 +44,24 @@ mkdir -p build
 
 # up_to_date OUTPUT SOURCE: true when OUTPUT exists and is newer than SOURCE and this script
 up_to_date() {
-	[ "$force" -eq 0 ] && [ -x "$1" ] && [ ! -L "$1" ] && [ -z "$(find "$2" scripts/build-helper.sh -newer "$1" 2>/dev/null)" ]
+	[ "$force" -eq 0 ] && [ -x "$1" ] && [ ! -L "$1" ] && [ -z "$(find $2 scripts/build-helper.sh -newer "$1" 2>/dev/null)" ]
 }
 
-# build COMPILER OUTPUT SOURCE [extra flags]: compile to a temp file, then rename (atomic for concurrent readers)
+# build COMPILER OUTPUT "SOURCES" [extra flags]: compile the .c files among SOURCES (the others are headers)
+# to a temp file, then rename (atomic for concurrent readers)
 build() {
-	cc=$1 out=$2 src=$3
+	cc=$1 out=$2 cfiles=
+	for f in $3; do
+		case $f in *.c) cfiles="$cfiles $f" ;; esac
+	done
 	shift 3
 	# shellcheck disable=SC2086
-	$cc $FLAGS "$@" -o "$out.tmp.$$" "$src" && mv -f "$out.tmp.$$" "$out" && return 0
+	$cc $FLAGS "$@" -o "$out.tmp.$$" $cfiles && mv -f "$out.tmp.$$" "$out" && return 0
 	rm -f "$out.tmp.$$"
 	return 1
 }
 
-# native COMPILER ARCH NAME SOURCE: a program the product needs, static and stripped. A host build that
+# native COMPILER ARCH NAME "SOURCES": a program the product needs, static and stripped. A host build that
 # cannot link statically (no libc.a) falls back to a dynamic one that runs here, unless --all.
 # Returns 1 (after printing the compiler's errors) when it cannot be built.
 native() {
@@ -80,7 +84,7 @@ native() {
 
 # arch ARCH COMPILER: both programs for one architecture
 arch() {
-	native "$2" "$1" spawn-fcgi-ts-helper src/native/helper.c && native "$2" "$1" spawn-fcgi-ts-notify src/native/notify.c
+	native "$2" "$1" spawn-fcgi-ts-helper "src/native/helper.c src/native/spawner.c src/native/helper.h" && native "$2" "$1" spawn-fcgi-ts-notify src/native/notify.c
 }
 
 arch "$host" "$CC" || exit 1

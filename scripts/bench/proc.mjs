@@ -50,6 +50,47 @@ export function cpuNs(pid) {
   return total;
 }
 
+/** Live children of pid, from /proc/<pid>/task/<tid>/children (a fork is a child of the thread that made it). */
+export function childPids(pid) {
+  const out = new Set();
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  for (const tid of tids) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(' ')) if (c !== '') out.add(Number(c));
+    } catch {
+      // thread ended meanwhile
+    }
+  }
+  return [...out];
+}
+
+/**
+ * CPU (ns) of a supervisor and of its children that are not workers (a resident spawner, a notify
+ * helper), keyed by pid and start time: compare two samples with cpuDeltaNs.
+ */
+export function cpuSample(pid, workerRe) {
+  const sample = new Map();
+  for (const p of [pid, ...childPids(pid)]) {
+    const st = readStat(p);
+    if (st === null || (p !== pid && workerRe.test(st.comm))) continue;
+    const ns = cpuNs(p);
+    if (ns !== null) sample.set(`${p}:${st.starttime}`, ns);
+  }
+  return sample;
+}
+
+/** CPU used between two cpuSample()s by the processes in the later one (those that started since: all of theirs). */
+export function cpuDeltaNs(before, after) {
+  let total = 0;
+  for (const [key, ns] of after) total += ns - (before.get(key) ?? 0);
+  return total;
+}
+
 /** VmRSS, VmHWM (kB) from status and Pss (kB) from smaps_rollup. */
 export function memKb(pid) {
   const out = {};

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fcgiRequest, phpParams, probe } from './fcgi.mjs';
 import { REPO } from './recipes.mjs';
 import { classifyAccessLog, freePort, runWrk, startNginx, startWrk, stopNginx } from './http.mjs';
-import { cpuNs, signalIfSame } from './proc.mjs';
+import { cpuDeltaNs, cpuNs, cpuSample, signalIfSame } from './proc.mjs';
 import { Run, describeExit } from './run.mjs';
 import { fixed, jitter, log, mapLimit, median, now, sleep } from './util.mjs';
 
@@ -332,7 +332,8 @@ function readAttempts(logPath) {
  * A worker that exits 1 at once. variant 'start': from the first spawn; variant 'running': the pool
  * starts with php-cgi, then a flag file makes every new spawn fail and every worker is SIGKILLed.
  * The recipes run side by side (each alone would cost a full window). Supervisor CPU is the
- * spawner's own (for every recipe here the spawner process is the supervisor).
+ * spawner's own and that of its children that are not workers (spawn-fcgi-ts's resident spawner,
+ * which forks the workers for it).
  */
 export async function testCrashloop(ctx, recipes, variant, secs) {
   const out = {};
@@ -364,7 +365,9 @@ async function crashOne(ctx, recipe, variant, secs) {
   // spawn-fcgi -F exits once its children run: once running, nothing restarts them
   if (variant === 'running' && recipe.daemonizes) res.no_supervisor = true;
   let windowStart;
-  let cpuAtStart = 0;
+  let cpuAtStart = new Map();
+  // The crash workers are scripts (comm: crash-worker.sh / gated-worker.s): never the supervisor's CPU.
+  const notSupervisor = new RegExp(`${run.tracker.workerRe.source}|-worker\\.`);
   if (variant === 'running') {
     res.ready = await run.waitReady();
     if (res.ready.final_workers === 0) {
@@ -373,7 +376,7 @@ async function crashOne(ctx, recipe, variant, secs) {
       return res;
     }
     await sleep(1000);
-    cpuAtStart = cpuNs(run.pid) ?? 0;
+    cpuAtStart = cpuSample(run.pid, notSupervisor);
     writeFileSync(flag, '');
     windowStart = now();
     res.t_kill_epoch = Date.now() / 1000;
@@ -385,8 +388,8 @@ async function crashOne(ctx, recipe, variant, secs) {
   let lastCpu = cpuAtStart;
   let exitedAt = null;
   while (now() - windowStart < secs * 1000) {
-    const c = run.rootAlive ? cpuNs(run.pid) : null;
-    if (c !== null) lastCpu = c;
+    const c = run.rootAlive ? cpuSample(run.pid, notSupervisor) : null;
+    if (c !== null && c.size > 0) lastCpu = c;
     if (exitedAt === null && !run.rootAlive) exitedAt = run.exit.at_ms - (windowStart - run.t0);
     run.poll();
     await sleep(100);
@@ -400,7 +403,7 @@ async function crashOne(ctx, recipe, variant, secs) {
     attempts_per_slot: attempts.length / n,
     attempt_times_s: times.slice(0, 80).map((t) => Number(t.toFixed(4))),
     gap_median_ms: gaps.length ? median(gaps) * 1000 : null,
-    supervisor_cpu_ms: (lastCpu - cpuAtStart) / 1e6,
+    supervisor_cpu_ms: cpuDeltaNs(cpuAtStart, lastCpu) / 1e6,
     cpu_counts_from: variant === 'running' ? 'the kill (start-up excluded)' : 'exec (start-up included)',
     spawner_exited_at_ms: exitedAt,
     spawner_exit: run.exit,

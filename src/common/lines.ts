@@ -15,28 +15,45 @@ export const CONTINUED_MARK = ' [continued]';
  * longer than `maxLength`.
  */
 export function splitLines(stream: Readable, onLine: (line: string) => void, maxLength = MAX_LINE_LENGTH): void {
-  let pending = '';
+  const splitter = lineSplitter(onLine, maxLength);
   stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    let start = 0;
-    for (let newline = chunk.indexOf('\n'); newline >= 0; newline = chunk.indexOf('\n', start)) {
-      const line = pending + chunk.slice(start, newline);
-      pending = '';
-      start = newline + 1;
-      emitCut(line, maxLength, onLine);
-      onLine(line.slice(cutPoint(line, maxLength)));
-    }
-    pending += chunk.slice(start);
-    if (pending.length > maxLength) {
-      const keep = cutPoint(pending, maxLength);
-      emitCut(pending.slice(0, keep), maxLength, onLine, true);
-      pending = pending.slice(keep);
-    }
-  });
-  stream.once('end', () => {
-    if (pending !== '') onLine(pending);
-  });
+  stream.on('data', (chunk: string) => splitter.push(chunk));
+  stream.once('end', () => splitter.end());
   stream.once('error', () => undefined);
+}
+
+export interface LineSplitter {
+  /** Text in: every line it completes goes out. */
+  push(chunk: string): void;
+  /** The end of the text: a last line without a newline goes out. */
+  end(): void;
+}
+
+/** splitLines' splitter, fed by hand (for output that arrives in frames rather than as a stream). */
+export function lineSplitter(onLine: (line: string) => void, maxLength = MAX_LINE_LENGTH): LineSplitter {
+  let pending = '';
+  return {
+    push(chunk) {
+      let start = 0;
+      for (let newline = chunk.indexOf('\n'); newline >= 0; newline = chunk.indexOf('\n', start)) {
+        const line = pending + chunk.slice(start, newline);
+        pending = '';
+        start = newline + 1;
+        emitCut(line, maxLength, onLine);
+        onLine(line.slice(cutPoint(line, maxLength)));
+      }
+      pending += chunk.slice(start);
+      if (pending.length > maxLength) {
+        const keep = cutPoint(pending, maxLength);
+        emitCut(pending.slice(0, keep), maxLength, onLine, true);
+        pending = pending.slice(keep);
+      }
+    },
+    end() {
+      if (pending !== '') onLine(pending);
+      pending = '';
+    },
+  };
 }
 
 /**

@@ -63,13 +63,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_SETUP_FAILED 111
-#define MAX_RLIMITS 32
+#include "helper.h"
 
-static int status_fd = -1;
+int status_fd = -1;
 
 /* Write one complete line to the status fd (or stderr) and exit 111. */
-static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+void fail(const char *fmt, ...)
 {
 	char buf[8192];
 	va_list ap;
@@ -95,7 +94,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	"[--status-fd N] [--allow-root] -- PROGRAM [ARG...]"
 
 /* Strict unsigned decimal: digits only, no sign, no overflow, <= max. */
-static int parse_ulong(const char *s, unsigned long max, unsigned long *out)
+int parse_ulong(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -132,11 +131,6 @@ static const struct {
 	{ "stack", RLIMIT_STACK },
 };
 
-struct rlimit_req {
-	const char *name;
-	int resource;
-	struct rlimit lim;
-};
 
 static int parse_rlim_value(const char *s, rlim_t *out)
 {
@@ -187,11 +181,6 @@ static void parse_rlimit(char *spec, struct rlimit_req *req)
 		req->lim.rlim_max = req->lim.rlim_cur;
 }
 
-struct group_list {
-	int given;
-	size_t n;
-	gid_t *ids;
-};
 
 /* --groups: comma-separated gids, or "" for none; the spec string is only read. */
 static void parse_groups(const char *spec, struct group_list *out)
@@ -233,7 +222,7 @@ static void parse_groups(const char *spec, struct group_list *out)
 }
 
 /* Close every open fd in [lo, hi]: close_range(2), else /proc/self/fd, else brute force. */
-static void close_from(unsigned int lo, unsigned int hi)
+void close_from(unsigned int lo, unsigned int hi)
 {
 	if (lo > hi)
 		return;
@@ -374,14 +363,157 @@ static void __attribute__((noreturn)) run_watch(char **argv)
 	}
 }
 
+/* Parse the child-setup options argv[1..] up to "--"; returns the index of PROGRAM.  Exits via fail(). */
+int parse_setup(int argc, char **argv, int first, struct setup *s)
+{
+	int i, prog_idx = -1;
+	unsigned long v;
+
+	memset(s, 0, sizeof(*s));
+	s->backlog = -1;
+	s->gid = -1;
+	s->uid = -1;
+	s->parent = -1;
+	for (i = first; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "--") == 0) {
+			prog_idx = i + 1;
+			break;
+		}
+		if (strcmp(opt, "--allow-root") == 0) {
+			s->allow_root = 1;
+			continue;
+		}
+		if (strncmp(opt, "--", 2) != 0)
+			fail("usage: unexpected argument '%s' (put the program after --)", opt);
+		if (val == NULL)
+			fail("usage: option %s needs a value", opt);
+		i++;
+		if (strcmp(opt, "--status-fd") == 0) {
+			/* handled by main, before anything else */
+		} else if (strcmp(opt, "--listen") == 0) {
+			if (parse_ulong(val, INT_MAX, &v) != 0)
+				fail("usage: invalid --listen backlog '%s'", val);
+			s->backlog = (long)v;
+		} else if (strcmp(opt, "--rlimit") == 0) {
+			if (s->n_rlimits == MAX_RLIMITS)
+				fail("usage: too many --rlimit options");
+			parse_rlimit(argv[i], &s->rlimits[s->n_rlimits++]);
+		} else if (strcmp(opt, "--gid") == 0) {
+			if (parse_ulong(val, (gid_t)-2, &v) != 0)
+				fail("usage: invalid --gid '%s'", val);
+			s->gid = (long long)v;
+		} else if (strcmp(opt, "--uid") == 0) {
+			if (parse_ulong(val, (uid_t)-2, &v) != 0)
+				fail("usage: invalid --uid '%s'", val);
+			s->uid = (long long)v;
+		} else if (strcmp(opt, "--groups") == 0) {
+			parse_groups(val, &s->groups);
+		} else if (strcmp(opt, "--chroot") == 0) {
+			s->chroot_dir = val;
+		} else if (strcmp(opt, "--chdir") == 0) {
+			s->chdir_dir = val;
+		} else if (strcmp(opt, "--pdeathsig") == 0) {
+			if (parse_ulong(val, NSIG - 1, &v) != 0 || v == 0)
+				fail("usage: invalid --pdeathsig '%s'", val);
+			s->pdeathsig = (long)v;
+		} else if (strcmp(opt, "--parent") == 0) {
+			if (parse_ulong(val, INT_MAX, &v) != 0 || v == 0)
+				fail("usage: invalid --parent '%s'", val);
+			s->parent = (long long)v;
+		} else {
+			fail("usage: unknown option '%s'", opt);
+		}
+	}
+	if (prog_idx < 0 || prog_idx >= argc)
+		fail("%s", USAGE_TEXT);
+	if (s->groups.given && s->gid < 0 && s->uid < 0)
+		fail("usage: --groups needs --gid or --uid");
+	/* refuse root targets before touching anything */
+	if (s->uid == 0 && !s->allow_root)
+		fail("I will not set uid to 0");
+	if (s->gid == 0 && !s->allow_root)
+		fail("I will not set gid to 0");
+	return prog_idx;
+}
+
+/* Apply the setup to this process, in spawn-fcgi's order, then exec prog; reports through fail(). */
+void setup_and_exec(const struct setup *s, char **prog)
+{
+	int i;
+
+	/* 1. a successful exec closes the status fd: EOF without data = started */
+	if (status_fd >= 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0)
+		fail("fcntl(%d, F_SETFD) failed: %s", status_fd, strerror(errno));
+
+	/* 2. the supervisor only bound the socket; listening is the child's job */
+	if (s->backlog >= 0 && listen(0, (int)s->backlog) < 0)
+		fail("listen failed: %s", strerror(errno));
+
+	/* 3. rlimits, while still privileged (raising a hard limit needs root) */
+	for (i = 0; i < s->n_rlimits; i++)
+		if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0)
+			fail("setrlimit(%s) failed: %s", s->rlimits[i].name, strerror(errno));
+
+	/* 4. group ids (spawn-fcgi's order: setgid, then the supplementary groups) */
+	if (s->gid >= 0 && setgid((gid_t)s->gid) < 0)
+		fail("setgid(%lld) failed: %s", s->gid, strerror(errno));
+	if ((s->gid >= 0 || s->uid >= 0) && setgroups(s->groups.n, s->groups.ids) < 0)
+		fail("setgroups(%zu groups) failed: %s", s->groups.n, strerror(errno));
+
+	/* 5. chroot */
+	if (s->chroot_dir != NULL) {
+		if (chroot(s->chroot_dir) < 0)
+			fail("chroot('%s') failed: %s", s->chroot_dir, strerror(errno));
+		if (chdir("/") < 0)
+			fail("chdir('/') failed: %s", strerror(errno));
+	}
+
+	/* 6. user id */
+	if (s->uid >= 0 && setuid((uid_t)s->uid) < 0)
+		fail("setuid(%lld) failed: %s", s->uid, strerror(errno));
+
+	/* 7. working directory, relative to the new root, as the target user */
+	if (s->chdir_dir != NULL && chdir(s->chdir_dir) < 0)
+		fail("chdir('%s') failed: %s", s->chdir_dir, strerror(errno));
+
+	/* 8. parent death signal; after setuid, which would clear it */
+	if (s->pdeathsig > 0 && prctl(PR_SET_PDEATHSIG, (unsigned long)s->pdeathsig, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_PDEATHSIG, %ld) failed: %s", s->pdeathsig, strerror(errno));
+	if (s->parent > 0 && (long long)getppid() != s->parent)
+		fail("parent %lld died before exec", s->parent);
+
+	/* 9. no stray descriptors for the application (keep the CLOEXEC status fd) */
+	if (status_fd > 2) {
+		close_from(3, (unsigned)status_fd - 1);
+		close_from((unsigned)status_fd + 1, ~0U);
+	} else {
+		close_from(3, ~0U);
+	}
+
+	/* 10. default dispositions and an empty mask (Node and shells leave some set) */
+	{
+		sigset_t empty;
+		int sig;
+		for (sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL); /* SIGKILL/SIGSTOP and glibc-internal ones fail: fine */
+		sigemptyset(&empty);
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+	}
+	/* The parent may have died while the death signal was still ignored. */
+	if (s->parent > 0 && (long long)getppid() != s->parent)
+		fail("parent %lld died before exec", s->parent);
+
+	/* 11. exec */
+	execv(prog[0], prog);
+	fail("exec('%s') failed: %s", prog[0], strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
-	struct rlimit_req rlimits[MAX_RLIMITS];
-	int n_rlimits = 0, i, prog_idx = -1, allow_root = 0;
-	long backlog = -1, pdeathsig = 0;
-	long long gid = -1, uid = -1, parent = -1;
-	const char *chroot_dir = NULL, *chdir_dir = NULL;
-	struct group_list groups = { 0, 0, NULL };
+	struct setup setup;
+	int i, prog_idx;
 	unsigned long v;
 
 	if (argc > 1 && strcmp(argv[1], "--init") == 0) {
@@ -393,6 +525,10 @@ int main(int argc, char **argv)
 		if (argc != 5)
 			fail("usage: spawn-fcgi-ts-helper --watch-queue SETTLE_MS BACKLOG PARENT_PID");
 		run_watch(argv + 2);
+	}
+	if (argc > 1 && strcmp(argv[1], "--spawner") == 0) {
+		prog_idx = parse_setup(argc, argv, 2, &setup);
+		run_spawner(&setup, argv + prog_idx);
 	}
 
 	/* The status fd is needed first, so that even usage errors reach it. */
@@ -406,133 +542,6 @@ int main(int argc, char **argv)
 			i++;
 		}
 	}
-
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "--") == 0) {
-			prog_idx = i + 1;
-			break;
-		}
-		if (strcmp(opt, "--allow-root") == 0) {
-			allow_root = 1;
-			continue;
-		}
-		if (strncmp(opt, "--", 2) != 0)
-			fail("usage: unexpected argument '%s' (put the program after --)", opt);
-		if (val == NULL)
-			fail("usage: option %s needs a value", opt);
-		i++;
-		if (strcmp(opt, "--status-fd") == 0) {
-			/* handled above */
-		} else if (strcmp(opt, "--listen") == 0) {
-			if (parse_ulong(val, INT_MAX, &v) != 0)
-				fail("usage: invalid --listen backlog '%s'", val);
-			backlog = (long)v;
-		} else if (strcmp(opt, "--rlimit") == 0) {
-			if (n_rlimits == MAX_RLIMITS)
-				fail("usage: too many --rlimit options");
-			parse_rlimit(argv[i], &rlimits[n_rlimits++]);
-		} else if (strcmp(opt, "--gid") == 0) {
-			if (parse_ulong(val, (gid_t)-2, &v) != 0)
-				fail("usage: invalid --gid '%s'", val);
-			gid = (long long)v;
-		} else if (strcmp(opt, "--uid") == 0) {
-			if (parse_ulong(val, (uid_t)-2, &v) != 0)
-				fail("usage: invalid --uid '%s'", val);
-			uid = (long long)v;
-		} else if (strcmp(opt, "--groups") == 0) {
-			parse_groups(val, &groups);
-		} else if (strcmp(opt, "--chroot") == 0) {
-			chroot_dir = val;
-		} else if (strcmp(opt, "--chdir") == 0) {
-			chdir_dir = val;
-		} else if (strcmp(opt, "--pdeathsig") == 0) {
-			if (parse_ulong(val, NSIG - 1, &v) != 0 || v == 0)
-				fail("usage: invalid --pdeathsig '%s'", val);
-			pdeathsig = (long)v;
-		} else if (strcmp(opt, "--parent") == 0) {
-			if (parse_ulong(val, INT_MAX, &v) != 0 || v == 0)
-				fail("usage: invalid --parent '%s'", val);
-			parent = (long long)v;
-		} else {
-			fail("usage: unknown option '%s'", opt);
-		}
-	}
-	if (prog_idx < 0 || prog_idx >= argc)
-		fail("%s", USAGE_TEXT);
-	if (groups.given && gid < 0 && uid < 0)
-		fail("usage: --groups needs --gid or --uid");
-	/* refuse root targets before touching anything */
-	if (uid == 0 && !allow_root)
-		fail("I will not set uid to 0");
-	if (gid == 0 && !allow_root)
-		fail("I will not set gid to 0");
-
-	/* 1. a successful exec closes the status fd: EOF without data = started */
-	if (status_fd >= 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0)
-		fail("fcntl(%d, F_SETFD) failed: %s", status_fd, strerror(errno));
-
-	/* 2. the supervisor only bound the socket; listening is the child's job */
-	if (backlog >= 0 && listen(0, (int)backlog) < 0)
-		fail("listen failed: %s", strerror(errno));
-
-	/* 3. rlimits, while still privileged (raising a hard limit needs root) */
-	for (i = 0; i < n_rlimits; i++)
-		if (setrlimit(rlimits[i].resource, &rlimits[i].lim) < 0)
-			fail("setrlimit(%s) failed: %s", rlimits[i].name, strerror(errno));
-
-	/* 4. group ids (spawn-fcgi's order: setgid, then the supplementary groups) */
-	if (gid >= 0 && setgid((gid_t)gid) < 0)
-		fail("setgid(%lld) failed: %s", gid, strerror(errno));
-	if ((gid >= 0 || uid >= 0) && setgroups(groups.n, groups.ids) < 0)
-		fail("setgroups(%zu groups) failed: %s", groups.n, strerror(errno));
-	free(groups.ids);
-
-	/* 5. chroot */
-	if (chroot_dir != NULL) {
-		if (chroot(chroot_dir) < 0)
-			fail("chroot('%s') failed: %s", chroot_dir, strerror(errno));
-		if (chdir("/") < 0)
-			fail("chdir('/') failed: %s", strerror(errno));
-	}
-
-	/* 6. user id */
-	if (uid >= 0 && setuid((uid_t)uid) < 0)
-		fail("setuid(%lld) failed: %s", uid, strerror(errno));
-
-	/* 7. working directory, relative to the new root, as the target user */
-	if (chdir_dir != NULL && chdir(chdir_dir) < 0)
-		fail("chdir('%s') failed: %s", chdir_dir, strerror(errno));
-
-	/* 8. parent death signal; after setuid, which would clear it */
-	if (pdeathsig > 0 && prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0, 0, 0) < 0)
-		fail("prctl(PR_SET_PDEATHSIG, %ld) failed: %s", pdeathsig, strerror(errno));
-	if (parent > 0 && (long long)getppid() != parent)
-		fail("parent %lld died before exec", parent);
-
-	/* 9. no stray descriptors for the application (keep the CLOEXEC status fd) */
-	if (status_fd > 2) {
-		close_from(3, (unsigned)status_fd - 1);
-		close_from((unsigned)status_fd + 1, ~0U);
-	} else {
-		close_from(3, ~0U);
-	}
-
-	/* 10. default dispositions and an empty mask (Node and shells leave some set) */
-	{
-		sigset_t empty;
-		int s;
-		for (s = 1; s < NSIG; s++)
-			signal(s, SIG_DFL); /* SIGKILL/SIGSTOP and glibc-internal ones fail: fine */
-		sigemptyset(&empty);
-		sigprocmask(SIG_SETMASK, &empty, NULL);
-	}
-	/* The parent may have died while the death signal was still ignored. */
-	if (parent > 0 && (long long)getppid() != parent)
-		fail("parent %lld died before exec", parent);
-
-	/* 11. exec */
-	execv(argv[prog_idx], argv + prog_idx);
-	fail("exec('%s') failed: %s", argv[prog_idx], strerror(errno));
+	prog_idx = parse_setup(argc, argv, 1, &setup);
+	setup_and_exec(&setup, argv + prog_idx);
 }

@@ -217,8 +217,13 @@ export class Pool {
       this.move(slot, 'spawn');
       slot.nextRestartAt = null;
     }
-    if (launched.pid > 0 && cause !== 'replace')
-      this.emit({ type: 'spawned', slot: slot.index, pid: launched.pid, cause: cause === 'start' ? 'start' : cause });
+    whenForked(launched, (pid) => {
+      if (cause !== 'replace') this.emit({ type: 'spawned', slot: slot.index, pid, cause: cause === 'start' ? 'start' : cause });
+      if (this.options.maxAgeMs !== undefined && child.gone === undefined) {
+        const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * (this.options.random ?? Math.random)()));
+        child.ageTimer = this.clock.after(age, () => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`));
+      }
+    });
     launched.exec.then((outcome) => {
       if (outcome.ok && slot.child === child && slot.state === 'starting') this.move(slot, 'exec ok');
     });
@@ -229,10 +234,6 @@ export class Pool {
         : { kind: 'could not start', reason: outcome.reason, exit: launched.pid > 0 ? exit : null };
       this.onEnd(slot, child, ending);
     });
-    if (this.options.maxAgeMs !== undefined && launched.pid > 0) {
-      const age = Math.round(this.options.maxAgeMs * (1 + 0.1 * (this.options.random ?? Math.random)()));
-      child.ageTimer = this.clock.after(age, () => void this.recycle(slot, child, `max age ${formatMs(this.options.maxAgeMs!)}`));
-    }
     return child;
   }
 
@@ -340,10 +341,21 @@ export class Pool {
     child.retireReason = reason;
     child.ageTimer?.cancel();
     const { pid } = child.process;
-    if (pid <= 0) {
-      child.gone = child.process.exited.then(() => undefined);
-      return child.gone;
+    if (pid > 0) {
+      child.gone = this.killAndWait(child, pid);
+    } else {
+      // Not forked yet (its launch is in flight) or never: the kill waits for the pid, if one comes.
+      this.retired.add(child);
+      child.gone = child.process.forked.then((forked) => {
+        if (forked > 0) return this.killAndWait(child, forked);
+        this.retired.delete(child);
+        return child.process.exited.then(() => undefined);
+      });
     }
+    return child.gone;
+  }
+
+  private killAndWait(child: Child, pid: number): Promise<void> {
     this.retired.add(child);
     child.process.signal(this.options.killSignal);
     let killed = false;
@@ -352,7 +364,7 @@ export class Pool {
       this.emit({ type: 'kill escalated', pid, signal: signalName(this.options.killSignal), timeoutMs: this.options.killTimeoutMs });
       child.process.signal('SIGKILL');
     });
-    child.gone = child.process.exited.then(async () => {
+    return child.process.exited.then(async () => {
       for (let members = liveGroupMembers(pid); members.length > 0; members = liveGroupMembers(pid)) {
         if (killed) child.process.signal('SIGKILL');
         await this.sleep(GROUP_POLL_MS);
@@ -360,7 +372,6 @@ export class Pool {
       timer.cancel();
       this.retired.delete(child);
     });
-    return child.gone;
   }
 
   /** Stop every child with the kill signal, escalate after the timeout, and wait until all are gone. */
@@ -439,8 +450,11 @@ export class Pool {
     const old = slot.child;
     const oldPid = old !== undefined && old.process.pid > 0 ? old.process.pid : null;
     const fresh = this.spawn(slot, 'incoming', 'replace');
-    const freshPid = fresh.process.pid > 0 ? fresh.process.pid : null;
-    if (freshPid !== null) this.emit({ type: 'replacing', slot: slot.index, pid: freshPid, oldPid, reason });
+    let freshPid: number | null = null;
+    whenForked(fresh.process, (pid) => {
+      freshPid = pid;
+      this.emit({ type: 'replacing', slot: slot.index, pid, oldPid, reason });
+    });
     const outcome = await fresh.process.exec;
     const early = outcome.ok ? await Promise.race([fresh.process.exited, this.sleep(this.options.startCheckMs)]) : await fresh.process.exited;
     if (slot.incoming === fresh) slot.incoming = undefined;
@@ -679,4 +693,13 @@ function readRssBytes(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Run `then` with the child's pid: at once when the launcher knew it at once, else when it is forked. */
+function whenForked(child: LaunchedChild, then: (pid: number) => void): void {
+  if (child.pid > 0) then(child.pid);
+  else
+    child.forked.then((pid) => {
+      if (pid > 0) then(pid);
+    });
 }

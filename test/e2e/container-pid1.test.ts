@@ -83,7 +83,9 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
   const [initHelper] = childrenOf(init);
   assert.match(cmdline(initHelper!), /spawn-fcgi-ts-helper --init -- /);
   const supervisor = await waitFor(() => childrenOf(initHelper!).find((pid) => cmdline(pid).includes(CLI)), { what: 'the supervisor' });
-  const master = await waitFor(() => childrenOf(supervisor).find((pid) => cmdline(pid).startsWith(PHP_CGI)), { what: 'the php-cgi master' });
+  // The supervisor's children are its resident spawner and what serves; the spawner's, the FastCGI apps.
+  const apps = () => childrenOf(supervisor).flatMap((pid) => (cmdline(pid).includes(' --spawner ') ? childrenOf(pid) : []));
+  const master = await waitFor(() => apps().find((pid) => cmdline(pid).startsWith(PHP_CGI)), { what: 'the php-cgi master' });
   const workers = await waitFor(
     () => {
       const w = childrenOf(master);
@@ -104,7 +106,7 @@ test('as PID 1: orphaned php-cgi workers are reaped, SIGHUP and SIGTERM reach th
     what: `orphans ${workers.join(', ')} to be reaped (states: ${workers.map((pid) => readStatus(pid)?.state).join(', ')})`,
   });
   // The supervisor restarted its slot; nothing in the namespace is a zombie.
-  await waitFor(() => childrenOf(supervisor).some((pid) => pid !== master && cmdline(pid).startsWith(PHP_CGI)), { what: 'the slot to be restarted' });
+  await waitFor(() => apps().some((pid) => pid !== master && cmdline(pid).startsWith(PHP_CGI)), { what: 'the slot to be restarted' });
   await waitFor(() => !descendants(init).some(isZombie), { what: 'no zombie in the namespace' });
 
   // SIGHUP to PID 1: a rolling restart by the supervisor.

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
+import { RESPONDER, requireBuild, runCli, spawnersOf, startPool } from '../helpers/pool.js';
 import { removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
 const PIDS_ROOT = existsSync('/sys/fs/cgroup/pids/cgroup.procs') ? '/sys/fs/cgroup/pids' : '/sys/fs/cgroup';
@@ -59,7 +59,7 @@ test('fork limit at run time (pids cgroup): EAGAIN → backing off with the reas
   const control = `${sock}.control`;
   const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '100ms', '--max-restart-delay', '400ms', '--', RESPONDER]);
   t.after(() => pool.stop().catch(() => undefined));
-  for (const pid of [pool.pid, ...pool.childPids()]) writeFileSync(join(cgroup, 'cgroup.procs'), String(pid));
+  for (const pid of [pool.pid, ...spawnersOf(pool.pid), ...pool.childPids()]) writeFileSync(join(cgroup, 'cgroup.procs'), String(pid));
   // Every task (threads included) that is there now, less the child about to be killed: no room for its successor.
   const current = Number(readFileSync(join(cgroup, 'pids.current'), 'utf8'));
   writeFileSync(join(cgroup, 'pids.max'), String(current - 1));

@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CLI, RESPONDER, requireBuild, track, untrack } from '../helpers/pool.js';
-import { childrenOf, isGone, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
+import { CLI, poolChildren, RESPONDER, requireBuild, track, untrack } from '../helpers/pool.js';
+import { isGone, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
 
 let dir: string;
 before(() => {
@@ -36,7 +36,7 @@ test('-F 1500 and SIGTERM during the start: the start stops early, every child i
   const seen = new Set<number>();
   await waitFor(
     () => {
-      for (const child of childrenOf(pid)) seen.add(child);
+      for (const child of poolChildren(pid)) seen.add(child);
       return seen.size >= 20;
     },
     { timeoutMs: 20_000, intervalMs: 5, what: 'the first children' },
@@ -50,7 +50,7 @@ test('-F 1500 and SIGTERM during the start: the start stops early, every child i
     }),
   ]);
   clearTimeout(timer);
-  for (const child of childrenOf(pid)) seen.add(child);
+  for (const child of poolChildren(pid)) seen.add(child);
   t.diagnostic(`exit ${code}; ${seen.size} children seen; ${log.trim().split('\n').slice(-2).join(' | ')}`);
   assert.notEqual(code, 'timeout', `the supervisor did not stop within 60 s of SIGTERM:\n${log.slice(-2000)}`);
   assert.equal(code, 0);

@@ -1,15 +1,16 @@
 /**
- * Faults, failed spawns: the native helper missing for a moment (an upgrade), a foreign helper (ENOEXEC),
- * too few file descriptors (EMFILE), an environment too large for exec (E2BIG). The supervisor stays up,
- * the slot backs off with a logged reason and shows it in status, retries, and when it gives up it exits
- * non-zero and cleans up; at start, one clear line and 255.
+ * Faults, failed spawns: the native helper missing for a moment (an upgrade) when the resident spawner
+ * has to be started again, a foreign helper (ENOEXEC), too few file descriptors (EMFILE), an environment
+ * too large for exec (E2BIG). The supervisor stays up, the slot backs off with a logged reason and shows
+ * it in status, retries, and when it gives up it exits non-zero and cleans up; at start, one clear line
+ * and 255.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CLI, RESPONDER, requireBuild, runCli, startPool } from '../helpers/pool.js';
+import { CLI, RESPONDER, requireBuild, runCli, spawnersOf, startPool, type RunningPool } from '../helpers/pool.js';
 import { fdCount, isGone, processesMentioning, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 import { helperPath } from '../../src/child/helper-binary.js';
 
@@ -42,7 +43,14 @@ function helperCopy(name: string): { path: string; env: NodeJS.ProcessEnv } {
   return { path, env: { ...process.env, SPAWN_FCGI_TS_HELPER: path } };
 }
 
-test('helper missing at run time (-F 1): the slot backs off with "spawn failed: ENOENT", status says so, it comes back; TERM is prompt', async (t) => {
+/** The pool's resident spawner: killing it takes its children with it (their death signal) and makes the next launch start a new one. */
+function killSpawner(pool: RunningPool): void {
+  const [spawner] = spawnersOf(pool.pid);
+  assert.ok(spawner !== undefined, 'the pool has a spawner');
+  process.kill(spawner, 'SIGKILL');
+}
+
+test('helper missing at run time (-F 1): restarts go on while the spawner runs; once it must start again, the slot backs off with "spawn failed: ENOENT", status says so, it comes back; TERM is prompt', async (t) => {
   const helper = helperCopy('helper-a');
   const sock = join(dir, 'a.sock');
   const control = `${sock}.control`;
@@ -50,7 +58,13 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
   t.after(() => pool.stop().catch(() => undefined));
   const [first] = pool.childPids();
   renameSync(helper.path, `${helper.path}.away`);
+  // The resident spawner needs no file to fork: an upgrade that moves the helper does not stop restarts.
   process.kill(first!, 'SIGKILL');
+  const second = await waitFor(() => pool.childPids().find((pid) => pid !== first), { timeoutMs: 10_000, what: 'a restart while the helper is away' });
+  assert.doesNotMatch(pool.stderr(), /spawn failed/);
+  // The spawner dies: its child goes with it, and a new spawner cannot be started.
+  killSpawner(pool);
+  await waitFor(() => isGone(second), { timeoutMs: 10_000, what: 'the child to go with its spawner' });
   await waitFor(() => /spawn failed: ENOENT/.test(pool.stderr()), { timeoutMs: 10_000, what: 'a logged spawn failure' });
   const during = await waitFor(
     async () => {
@@ -79,7 +93,7 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
 
   // While backing off again, TERM must not wait the kill timeout (default 10 s) for a child that does not exist.
   renameSync(helper.path, `${helper.path}.away`);
-  process.kill(back.pid!, 'SIGKILL');
+  killSpawner(pool);
   await waitFor(async () => (await slots(control))[0]!.state === 'backing off', { timeoutMs: 10_000, what: 'backing off again' });
   const exit = await pool.stop('SIGTERM', 5000);
   assert.deepEqual(exit, { code: 0, signal: null });
@@ -89,7 +103,7 @@ test('helper missing at run time (-F 1): the slot backs off with "spawn failed: 
   renameSync(`${helper.path}.away`, helper.path);
 });
 
-test('helper missing at run time with --max-failures 3: gives up, exits 255, removes socket, control socket and PID file', async (t) => {
+test('helper missing when the spawner must start again, with --max-failures 3: gives up, exits 255, removes socket, control socket and PID file', async (t) => {
   const helper = helperCopy('helper-b');
   const sock = join(dir, 'b.sock');
   const pidFile = join(dir, 'b.pid');
@@ -100,7 +114,7 @@ test('helper missing at run time with --max-failures 3: gives up, exits 255, rem
   t.after(() => pool.stop().catch(() => undefined));
   const children = pool.childPids();
   renameSync(helper.path, `${helper.path}.away`);
-  process.kill(children[0]!, 'SIGKILL');
+  killSpawner(pool);
   const exit = await Promise.race([pool.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 15_000, undefined))]);
   t.diagnostic(pool.stderr().trim().split('\n').slice(-4).join(' | '));
   assert.ok(exit, `the supervisor did not give up:\n${pool.stderr()}`);
@@ -112,7 +126,7 @@ test('helper missing at run time with --max-failures 3: gives up, exits 255, rem
   for (const pid of children) assert.ok(isGone(pid), `child ${pid} left behind`);
 });
 
-test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor stays up, recovers when the right one is back', async (t) => {
+test('a foreign helper (ENOEXEC) when the spawner must start again: the slot backs off, the supervisor stays up, recovers when the right one is back', async (t) => {
   const helper = helperCopy('helper-c');
   const sock = join(dir, 'c.sock');
   const pool = await startPool(['-s', sock, '-F', '1', '--restart-delay', '100ms', '--max-restart-delay', '200ms', '--', RESPONDER], { env: helper.env });
@@ -127,21 +141,22 @@ test('a foreign helper (ENOEXEC) at run time: the slot backs off, the supervisor
   elf[16] = 2;
   elf[18] = 0xb7;
   writeFileSync(helper.path, elf, { mode: 0o755 });
-  process.kill(pool.childPids()[0]!, 'SIGKILL');
+  killSpawner(pool);
   // exec(2) gives ENOEXEC; glibc's execvp (which libuv uses) then hands the file to /bin/sh, which fails
-  // with 126/127: a fast failure of the child, backed off like any other (the up-front ELF check at start
-  // is the place for a clear "wrong architecture" message).
+  // with 126/127: the spawner never runs, and each launch fails, backed off like any other (the up-front
+  // ELF check at start is the place for a clear "wrong architecture" message).
   await waitFor(() => /failure 3, restarting in \d+ ms/.test(pool.stderr()), { timeoutMs: 10_000, what: 'repeated failures backed off' });
-  assert.match(pool.stderr(), /child failed after \d+ ms \(exit code 12[67]\)/);
+  assert.match(pool.stderr(), /could not start: spawn failed: /);
   assert.equal(pool.exitStatus(), undefined);
   renameSync(`${helper.path}.good`, helper.path);
   await waitFor(() => pool.childPids().length === 1, { timeoutMs: 10_000, what: 'a child again' });
   assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
 });
 
-test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EMFILE", exit 255, nothing left', async (t) => {
+test('prlimit --nofile=40 with -F 24: one line "could not start: spawn failed: EMFILE", exit 255, nothing left', async (t) => {
   const sock = join(dir, 'm.sock');
-  const result = spawnSync('prlimit', ['--nofile=40:40', process.execPath, CLI, '-n', '-s', sock, '-F', '8', '--', RESPONDER], {
+  // The spawner holds two pipes per child (its stdout and stderr): 24 children need more than 40 descriptors.
+  const result = spawnSync('prlimit', ['--nofile=40:40', process.execPath, CLI, '-n', '-s', sock, '-F', '24', '--', RESPONDER], {
     encoding: 'utf8',
     timeout: 20_000,
     killSignal: 'SIGKILL',
@@ -154,14 +169,15 @@ test('prlimit --nofile=40 with -F 8: one line "could not start: spawn failed: EM
   assert.deepEqual(processesMentioning(sock), []);
 });
 
-test('out of descriptors at run time (prlimit --nofile on the running supervisor): EMFILE → backing off, no crash; raised → running again', async (t) => {
+test('out of descriptors at run time (prlimit --nofile on the running spawner): EMFILE → backing off, no crash; raised → running again', async (t) => {
   const sock = join(dir, 'n.sock');
   const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '100ms', '--max-restart-delay', '300ms', '--', RESPONDER]);
   t.after(() => pool.stop().catch(() => undefined));
   const [victim, other] = pool.childPids();
-  // The victim's three pipes close with it: the limit leaves no descriptor for its successor's pipes.
-  const limit = fdCount(pool.pid) - 3;
-  const lower = spawnSync('prlimit', ['--pid', String(pool.pid), `--nofile=${limit}:`], { encoding: 'utf8' });
+  const [spawner] = spawnersOf(pool.pid);
+  // The victim's two pipes close with it: the limit leaves no descriptor for its successor's three pipes.
+  const limit = fdCount(spawner!) - 2;
+  const lower = spawnSync('prlimit', ['--pid', String(spawner), `--nofile=${limit}:`], { encoding: 'utf8' });
   assert.equal(lower.status, 0, lower.stderr);
   process.kill(victim!, 'SIGKILL');
   await waitFor(() => /spawn failed: EMFILE/.test(pool.stderr()), { timeoutMs: 10_000, what: 'EMFILE logged' });
@@ -169,7 +185,7 @@ test('out of descriptors at run time (prlimit --nofile on the running supervisor
   assert.equal(pool.exitStatus(), undefined, `the supervisor died:\n${pool.stderr()}`);
   assert.doesNotMatch(pool.stderr(), /internal error|TypeError|    at /);
   assert.deepEqual(pool.childPids(), [other], 'the other child keeps serving');
-  const raise = spawnSync('prlimit', ['--pid', String(pool.pid), '--nofile=1024:'], { encoding: 'utf8' });
+  const raise = spawnSync('prlimit', ['--pid', String(spawner), '--nofile=1024:'], { encoding: 'utf8' });
   assert.equal(raise.status, 0, raise.stderr);
   await waitFor(() => pool.childPids().length === 2, { timeoutMs: 10_000, what: 'two children again' });
   assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);

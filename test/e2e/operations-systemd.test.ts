@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, ROOT, RESPONDER, fcgiGet, parseResponder, requireBuild, runCli, startPool, track, untrack } from '../helpers/pool.js';
-import { childrenOf, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
+import { CLI, ROOT, RESPONDER, fcgiGet, parseResponder, poolChildren, requireBuild, runCli, startPool, track, untrack } from '../helpers/pool.js';
+import { isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 
 const LISTENER = join(ROOT, 'test', 'fixtures', 'ops', 'notify-listener.py');
 let dir: string;
@@ -46,7 +46,7 @@ test("socket activation: the passed socket becomes every child's fd 0, LISTEN_* 
   const supervisor = activator.child.pid!;
   await waitFor(() => activator.output().includes('children serving on'), { timeoutMs: 20_000 });
   assert.match(activator.output(), /serving on .*activated\.sock \(passed by systemd as fd 3, name 'fcgi'\)/);
-  const children = childrenOf(supervisor);
+  const children = poolChildren(supervisor);
   assert.equal(children.length, 2);
   assert.ok(children.includes(first.pid));
   const passed = readlinkSync(`/proc/${supervisor}/fd/3`);

@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { countBy, diagnosticLines, httpLoad, httpRequest, quote, startLighttpd, type RunningLighttpd, fields } from '../helpers/lighttpd.js';
 import { startNginx } from '../helpers/nginx.js';
-import { fcgiGet, requireBuild, ROOT, runCli, startPool, track, untrack, type CliResult, type RunningPool } from '../helpers/pool.js';
-import { childrenOf, freePort, isGone, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
+import { fcgiGet, poolChildren, requireBuild, ROOT, runCli, startPool, track, untrack, type CliResult, type RunningPool } from '../helpers/pool.js';
+import { freePort, isGone, removePath, signalIfAlive, tmpDir, waitFor } from '../helpers/proc.js';
 
 const FCGIWRAP = '/usr/sbin/fcgiwrap';
 const PERL = '/usr/bin/perl';
@@ -151,7 +151,7 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
   });
 
   test("FCGI_WEB_SERVER_ADDRS without the web server: the app closes lighttpd's connections unanswered", async (t) => {
-    const children = childrenOf(deniedPid);
+    const children = poolChildren(deniedPid);
     t.diagnostic(`daemon-mode start: exit ${deniedStart.code}, stdout ${JSON.stringify(deniedStart.stdout)}`);
     assert.equal(children.length, 1, 'the daemonized supervisor runs one child');
     assert.equal(deniedStart.stdout, `spawn-fcgi-ts: child spawned successfully: PID: ${children[0]}\n`);
@@ -162,7 +162,7 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
     assert.ok(answer.status >= 500, `expected a 5xx, got ${answer.status}`);
     // The allowed pool (FCGI_WEB_SERVER_ADDRS=127.0.0.1) served all the /perl requests above.
     assert.equal((await httpRequest(`${lighttpd.baseUrl}/perl/ok`)).status, 200);
-    assert.deepEqual(childrenOf(deniedPid), children, 'the refusing app keeps running: refusing is not a crash');
+    assert.deepEqual(poolChildren(deniedPid), children, 'the refusing app keeps running: refusing is not a crash');
   });
 
   test('nginx fastcgi_pass unix: → fcgiwrap pool', async () => {
@@ -210,7 +210,7 @@ describe('fcgiwrap and a Perl FCGI app under spawn-fcgi-ts, through lighttpd and
       assert.deepEqual(exit, { code: 0, signal: null }, pool.stderr());
       await waitFor(() => children.every(isGone), { timeoutMs: 20_000, what: `${name} children to exit` });
     }
-    const deniedChildren = childrenOf(deniedPid);
+    const deniedChildren = poolChildren(deniedPid);
     process.kill(deniedPid, 'SIGTERM');
     await waitFor(() => isGone(deniedPid) && deniedChildren.every(isGone), { timeoutMs: 20_000, what: 'the daemonized supervisor and its child to exit' });
     untrack(deniedPid);

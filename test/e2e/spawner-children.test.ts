@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PHP_FIXTURES, requireBuild, startPool } from '../helpers/pool.js';
+import { PHP_FIXTURES, requireBuild, spawnersOf, startPool } from '../helpers/pool.js';
 import { childrenOf, descendants, fdCount, isGone, pgid, readStatus, removePath, settledFdCount, tmpDir, waitFor } from '../helpers/proc.js';
 
 const PID_PHP = join(PHP_FIXTURES, 'pid.php');
@@ -90,7 +90,8 @@ test('-C 4: one php-cgi master, four workers in its process group, all gone afte
   );
   assert.deepEqual(
     descendants(pool.pid),
-    [master, ...workers].sort((a, b) => a - b),
+    [...spawnersOf(pool.pid), master, ...workers].sort((a, b) => a - b),
+    'the spawner, the master and its workers: nothing else',
   );
 
   // The workers serve (the master only supervises them).

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { fcgiLoad, startWrk } from '../helpers/load.js';
 import { startNginx } from '../helpers/nginx.js';
 import { requireBuild, startPool } from '../helpers/pool.js';
-import { childrenOf, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+import { removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
 const APPS = fileURLToPath(new URL('../fixtures/apps/', import.meta.url));
 const PHP_DIR = join(APPS, 'php');
@@ -49,7 +49,7 @@ test(`SIGHUP rolling restart under wrk -t2 -c32 -d6s through nginx: no failed re
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      samples.push(childrenOf(pool.pid).length);
+      samples.push(pool.childPids().length);
       sampledAt.push(Date.now());
       await sleep(20);
     }
@@ -168,5 +168,5 @@ test('graceful stop under load: no request that a child had accepted fails', asy
     'requests a child had accepted failed',
   );
   assert.deepEqual(unfinished, [], 'requests a child started but did not finish');
-  for (const pid of children) assert.ok(!childrenOf(pool.pid).includes(pid));
+  for (const pid of children) assert.ok(!pool.childPids().includes(pid));
 });

@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { fcgiRequest } from '../helpers/fcgi-mini.js';
-import { CLI, RESPONDER, ROOT, track, untrack } from '../helpers/pool.js';
-import { childrenOf, isAlive, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+import { CLI, poolChildren, RESPONDER, ROOT, track, untrack } from '../helpers/pool.js';
+import { isAlive, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
 
 const INIT = join(ROOT, 'scripts/init.d/spawn-fcgi-ts');
 const PHP_CGI = '/usr/bin/php-cgi';
@@ -110,7 +110,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     const cmdline = argvOf(supervisor);
     assert.equal(cmdline[1], CLI);
     assert.deepEqual(cmdline.slice(2, 4), ['-P', pidFile]);
-    children = childrenOf(supervisor);
+    children = poolChildren(supervisor);
     assert.equal(children.length, 2, `children: ${children.join(' ')}`);
     for (const pid of children) assert.deepEqual(argvOf(pid), [PHP_CGI]);
     // The start command returned only once the pool serves: the first request is answered.
@@ -130,7 +130,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     assert.equal(again.code, 0);
     assert.match(again.stdout, /already running/);
     assert.equal(readPid(), supervisor);
-    assert.deepEqual(childrenOf(supervisor), children);
+    assert.deepEqual(poolChildren(supervisor), children);
   });
 
   test('reload: a rolling restart, new children, no request lost', async () => {
@@ -154,7 +154,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     const old = children;
     await waitFor(
       () => {
-        const now = childrenOf(supervisor);
+        const now = poolChildren(supervisor);
         return now.length === 2 && now.every((pid) => !old.includes(pid));
       },
       { timeoutMs: 30_000, what: `new children of ${supervisor} (old ${old.join(' ')})` },
@@ -163,7 +163,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
     stop = true;
     await load;
     assert.equal(readPid(), supervisor, 'reload must keep the supervisor');
-    children = childrenOf(supervisor);
+    children = poolChildren(supervisor);
     for (const pid of old) assert.equal(isAlive(pid), false, `old child ${pid} still running`);
     assert.equal(failures, 0, `${failures} of ${failures + answered} requests failed during the rolling restart`);
     assert.ok(answered > 0);
@@ -181,7 +181,7 @@ describe('init script (DAEMON_ARGS)', { timeout: 55_000 }, () => {
       track(next);
       assert.notEqual(next, supervisor);
       supervisor = next;
-      children = childrenOf(supervisor);
+      children = poolChildren(supervisor);
       assert.equal(children.length, 2);
       assert.ok(children.includes(await answeringPid()));
     }
@@ -258,7 +258,7 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
     track(pid);
     try {
       assert.ok(existsSync(spaced));
-      const kids = childrenOf(pid);
+      const kids = poolChildren(pid);
       assert.equal(kids.length, 2);
       const env = Object.fromEntries(
         readFileSync(`/proc/${kids[0]}/environ`, 'utf8')
@@ -293,7 +293,7 @@ describe('init script (spawn-php variables, errors)', { timeout: 30_000 }, () =>
     track(pid);
     try {
       assert.deepEqual(argvOf(pid).slice(2), ['-P', configPid, '--config', config]);
-      const kids = childrenOf(pid);
+      const kids = poolChildren(pid);
       assert.equal(kids.length, 2);
       assert.ok(kids.includes(await answeringPid(configSocket)));
     } finally {

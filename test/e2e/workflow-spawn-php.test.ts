@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { cgiFcgi, CLI, ROOT, runCli, startPool, track, untrack } from '../helpers/pool.js';
+import { cgiFcgi, CLI, poolChildren, ROOT, runCli, startPool, track, untrack } from '../helpers/pool.js';
 import { childrenOf, freePort, isAlive, isGone, removePath, tmpDir, waitFor } from '../helpers/proc.js';
 
 const SCRIPT = join(ROOT, 'scripts/spawn-php.sh');
@@ -119,7 +119,7 @@ async function startWith(shell: string, name: string, extraConfig: string, calle
 async function stopThroughPidFile(pool: Started): Promise<void> {
   const pid = Number(readFileSync(pool.pidFile, 'utf8').trim());
   assert.equal(pid, pool.pid);
-  const kids = childrenOf(pid);
+  const kids = poolChildren(pid);
   const grandKids = kids.flatMap(childrenOf);
   process.kill(pid, 'SIGTERM');
   await waitFor(() => isGone(pid), { what: `supervisor ${pid} to exit` });
@@ -140,7 +140,7 @@ async function checkPool(pool: Started, expectedFcgiWebServerAddrs: string | fal
   assert.deepEqual(cmdline.slice(cmdline.indexOf('--') + 1), [PHP_CGI]);
 
   // One php-cgi master (-F 1) that forked PHP_FCGI_CHILDREN=2 workers.
-  const masters = childrenOf(pool.pid);
+  const masters = poolChildren(pool.pid);
   assert.equal(masters.length, 1, `children of the supervisor: ${masters.join(' ')}`);
   assert.equal(pool.stdout, `spawn-fcgi-ts: child spawned successfully: PID: ${masters[0]}\n`);
   await waitFor(() => childrenOf(masters[0]!).length === 2, { what: '2 php-cgi workers' });
@@ -220,7 +220,7 @@ describe('spawn-php.sh', { timeout: 50_000 }, () => {
         assert.equal(cmdline[cmdline.indexOf(flag!) + 1], value, `${flag} in ${cmdline.join(' ')}`);
       }
       assert.ok(cmdline.includes('-n'));
-      const masters = childrenOf(pid);
+      const masters = poolChildren(pid);
       assert.equal(masters.length, 2);
       // PHP_FCGI_CHILDREN empty: the original's fallback of 5; ALLOWED_ENV empty: only the php-cgi settings.
       assert.deepEqual(Object.keys(environOf(masters[0]!)).sort(), ['PHP_FCGI_CHILDREN']);

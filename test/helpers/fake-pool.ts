@@ -58,11 +58,14 @@ export class FakeChild implements LaunchedChild {
   readonly signals: (number | NodeJS.Signals)[] = [];
   readonly exec: Promise<ExecOutcome>;
   readonly exited: Promise<ChildExit>;
+  /** The fake knows its pid at once, as a launcher that forks synchronously would. */
+  readonly forked: Promise<number>;
   private resolveExec!: (outcome: ExecOutcome) => void;
   private resolveExit!: (exit: ChildExit) => void;
   private done = false;
 
   constructor(readonly pid: number) {
+    this.forked = Promise.resolve(pid);
     this.exec = new Promise((resolve) => {
       this.resolveExec = resolve;
     });

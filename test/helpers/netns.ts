@@ -23,8 +23,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after } from 'node:test';
-import { CLI, fcgiGet, track, untrack, type Exit, type FcgiAnswer } from './pool.js';
-import { childrenOf, signalIfAlive, sleep, waitFor } from './proc.js';
+import { CLI, fcgiGet, poolChildren, track, untrack, type Exit, type FcgiAnswer } from './pool.js';
+import { signalIfAlive, sleep, waitFor } from './proc.js';
 
 export const IP = '/usr/sbin/ip';
 const PREFIX = 'sfts-';
@@ -200,7 +200,7 @@ export async function startPoolOn(
     port,
     stdout: () => stdout,
     stderr: () => stderr,
-    childPids: () => childrenOf(pid),
+    childPids: () => poolChildren(pid),
     exited,
     exitStatus: () => exit,
     request: (params = {}) => fcgiGet(target, params, { timeoutMs: 5000 }),
@@ -226,7 +226,7 @@ export async function startPoolOn(
       async () => {
         if (exit !== undefined) throw new Error(`exited ${JSON.stringify(exit)} before serving\nstderr: ${stderr}`);
         await fcgiGet(target, options.probeParams ?? {}, { timeoutMs: 2000 });
-        return childrenOf(pid).length >= procs;
+        return poolChildren(pid).length >= procs;
       },
       { timeoutMs: options.readyTimeoutMs ?? 15_000, intervalMs: 50, what: `the pool on ${host.label} (${host.address}:${port}) to serve` },
     );

@@ -157,9 +157,9 @@ export interface RunningPool {
   target: FcgiTarget;
   stdout(): string;
   stderr(): string;
-  /** The supervisor's live direct children (from /proc), sorted: its FastCGI apps (see `poolChildren`). */
+  /** The pool's live FastCGI apps (from /proc), sorted: its spawner's children (see `poolChildren`). */
   childPids(): number[];
-  /** Every live direct child, the supervisor's own auxiliary programs included. */
+  /** Every live direct child of the supervisor: its spawner and auxiliary programs (notify, queue watcher). */
   allChildPids(): number[];
   /** Settles when the supervisor has exited. */
   exited: Promise<Exit>;
@@ -178,17 +178,19 @@ export interface FcgiAnswer extends FcgiResponse {
   body: string;
 }
 
-/**
- * The supervisor's own helper programs (build/spawn-fcgi-ts-notify for sd_notify...), which are its
- * children too but serve nothing. The exec helper (spawn-fcgi-ts-helper) is not one of them: it becomes
- * the app.
- */
-const AUXILIARY = /\/spawn-fcgi-ts-(?!helper$)[\w-]+$/;
+/** The supervisor's resident spawners (the helper in its --spawner mode): the parents of its FastCGI children. */
+export function spawnersOf(supervisorPid: number): number[] {
+  return childrenOf(supervisorPid).filter((pid) => cmdline(pid).includes(' --spawner '));
+}
 
-/** Live direct children of a supervisor that are FastCGI apps (or helpers about to exec one), sorted. */
+/**
+ * Live FastCGI apps of a supervisor (or children about to exec one), sorted: the children of its spawner,
+ * which are its grandchildren in the process tree.
+ */
 export function poolChildren(supervisorPid: number): number[] {
-  // The queue watcher of a pool that sizes itself is the helper too, in its --watch-queue mode.
-  return childrenOf(supervisorPid).filter((pid) => !AUXILIARY.test(cmdline(pid).split(' ')[0] ?? '') && !cmdline(pid).includes(' --watch-queue '));
+  return spawnersOf(supervisorPid)
+    .flatMap((spawner) => childrenOf(spawner))
+    .sort((a, b) => a - b);
 }
 
 /** The value of the last occurrence of `-flag` in a spawn-fcgi argv (before `--`). */
