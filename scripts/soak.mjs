@@ -78,6 +78,13 @@ function cpuMs(pid) {
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }
+function readCmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
 function exe(pid) {
   try {
     return readlinkSync(`/proc/${pid}/exe`);
@@ -127,8 +134,14 @@ async function churnSoak() {
     process.exit(130);
   });
   try {
+    // The children are the resident spawner's (the helper in its --spawner mode): the supervisor's grandchildren.
+    const spawner = () => directChildren(sup.pid).find((pid) => readCmdline(pid).includes('--spawner'));
+    const children = () => {
+      const s = spawner();
+      return s === undefined ? [] : directChildren(s);
+    };
     const running = () => {
-      const list = directChildren(sup.pid);
+      const list = children();
       return list.length === PROCS && list.every((pid) => exe(pid) === responder && state(pid) !== 'Z');
     };
     /** PROCS children running the responder, then the lowest RSS of ten samples over a second. */
@@ -140,15 +153,30 @@ async function churnSoak() {
         rss = Math.min(rss, rssKb(sup.pid));
         await sleep(100);
       }
-      const sample = { label, deaths, rssKb: rss, fds: fdCount(sup.pid), cpuMs: cpuMs(sup.pid), at: Date.now() };
-      log(`${label.padEnd(14)} deaths ${String(deaths).padStart(6)}  VmRSS ${(rss / 1024).toFixed(1)} MB  fds ${sample.fds}  CPU ${sample.cpuMs} ms`);
+      const s = spawner();
+      // The spawner is part of the supervisor's cost: its memory, descriptors and CPU are reported beside it.
+      const sample = {
+        label,
+        deaths,
+        rssKb: rss,
+        fds: fdCount(sup.pid),
+        cpuMs: cpuMs(sup.pid),
+        spawnerRssKb: s === undefined ? null : rssKb(s),
+        spawnerFds: s === undefined ? null : fdCount(s),
+        spawnerCpuMs: s === undefined ? null : cpuMs(s),
+        at: Date.now(),
+      };
+      log(
+        `${label.padEnd(14)} deaths ${String(deaths).padStart(6)}  VmRSS ${(rss / 1024).toFixed(1)} MB  fds ${sample.fds}  CPU ${sample.cpuMs} ms` +
+          `  | spawner VmRSS ${((sample.spawnerRssKb ?? 0) / 1024).toFixed(1)} MB  fds ${sample.spawnerFds}  CPU ${sample.spawnerCpuMs} ms`,
+      );
       return sample;
     };
 
     const killed = new Set();
     const churn = async (target) => {
       while (killed.size < target) {
-        for (const pid of directChildren(sup.pid)) {
+        for (const pid of children()) {
           if (killed.size >= target) break;
           if (killed.has(pid) || exe(pid) !== responder) continue;
           killed.add(pid);
@@ -178,9 +206,11 @@ async function churnSoak() {
     const churnMs = Date.now() - t0;
     const end = samples.at(-1);
     await waitFor('every respawn in the log', () => respawns >= WARMUP + DEATHS, 20_000).catch(() => undefined);
-    const unreaped = directChildren(sup.pid).filter((pid) => state(pid) === 'Z').length;
-    // CPU of the supervisor over the measured churn, the ten-sample pauses included (they cost ~nothing).
+    const unreaped = children().filter((pid) => state(pid) === 'Z').length;
+    // CPU of the supervisor over the measured churn, the ten-sample pauses included (they cost ~nothing);
+    // the spawner's beside it (it forks and reaps the children).
     const cpuPerDeathMs = (end.cpuMs - churnStart.cpuMs) / DEATHS;
+    const spawnerCpuPerDeathMs = ((end.spawnerCpuMs ?? 0) - (churnStart.spawnerCpuMs ?? 0)) / DEATHS;
     const result = {
       kind: 'churn',
       date: new Date().toISOString(),
@@ -193,6 +223,9 @@ async function churnSoak() {
       churnMs,
       msPerDeath: Number((churnMs / DEATHS).toFixed(2)),
       cpuPerDeathMs: Number(cpuPerDeathMs.toFixed(3)),
+      spawnerCpuPerDeathMs: Number(spawnerCpuPerDeathMs.toFixed(3)),
+      spawnerRssKb: { start: samples[0].spawnerRssKb, end: end.spawnerRssKb },
+      spawnerFds: { afterWarmup: churnStart.spawnerFds, end: end.spawnerFds },
       rssKb: { start: samples[0].rssKb, afterWarmup: churnStart.rssKb, end: end.rssKb, max: Math.max(...samples.map((s) => s.rssKb)) },
       growthAfterWarmupKb: end.rssKb - churnStart.rssKb,
       growthLastIntervalKb: samples.length >= 2 ? end.rssKb - samples.at(-2).rssKb : 0,
@@ -205,6 +238,7 @@ async function churnSoak() {
     const problems = [];
     if (respawns !== WARMUP + DEATHS) problems.push(`${respawns} respawns logged for ${WARMUP + DEATHS} deaths`);
     if (end.fds !== churnStart.fds) problems.push(`descriptors ${churnStart.fds} -> ${end.fds}`);
+    if (end.spawnerFds !== churnStart.spawnerFds) problems.push(`spawner descriptors ${churnStart.spawnerFds} -> ${end.spawnerFds}`);
     if (unreaped > 0) problems.push(`${unreaped} killed children not reaped`);
     result.problems = problems;
     return result;
@@ -224,7 +258,7 @@ const lines = [
   `  supervisor VmRSS: start ${mb(result.rssKb.start)}, after warm-up ${mb(result.rssKb.afterWarmup)}, after ${result.deaths} more ${mb(result.rssKb.end)} (growth after warm-up ${result.growthAfterWarmupKb} kB, over the last ${EVERY} deaths ${result.growthLastIntervalKb} kB; max ${mb(result.rssKb.max)})`,
   `  plateau: ${result.samples.map((s) => `${s.deaths}:${(s.rssKb / 1024).toFixed(1)}`).join(' ')} (deaths:MB)`,
   `  supervisor fds: start ${result.fds.start}, after warm-up ${result.fds.afterWarmup}, end ${result.fds.end}`,
-  `  supervisor CPU: ${result.cpuPerDeathMs} ms per death`,
+  `  supervisor CPU: ${result.cpuPerDeathMs} ms per death; spawner CPU ${result.spawnerCpuPerDeathMs} ms per death, VmRSS ${mb(result.spawnerRssKb.start ?? 0)} → ${mb(result.spawnerRssKb.end ?? 0)}, fds ${result.spawnerFds.afterWarmup} → ${result.spawnerFds.end}`,
   `  load average at the end: ${result.loadavgAtEnd.join(' ')} on ${result.cpus} CPUs`,
   result.problems.length === 0 ? '  checks: every death respawned, no descriptor leaked, every child reaped' : `  PROBLEMS: ${result.problems.join('; ')}`,
 ];
