@@ -1,5 +1,6 @@
 import { accessSync, constants, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Options } from '../options/options.js';
 import { probeUnixSocket } from '../socket/socket.js';
@@ -22,6 +23,8 @@ export interface Observed {
  */
 export const LISTENER_MAX_CONNECTIONS = 32;
 export const LISTENER_TIMEOUT_MS = 5000;
+/** setInterval's longest period (2^31-1 ms): Node's own connection checker, never needed here, all but never runs. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Where `status -P PIDFILE` finds the control socket: the supervisor serves one there whenever it writes a PID file. */
 export const controlPathOfPidFile = (pidFile: string): string => `${pidFile}.control`;
@@ -150,13 +153,25 @@ function listening(server: Server, listen: () => void): Promise<void> {
 }
 
 function createObserverServer(observed: Observed, options: { details: boolean }): Server {
+  // Node enforces headersTimeout/requestTimeout with a timer that wakes the process every
+  // connectionsCheckingInterval, connections or not (0.2 ms of CPU a second here: the whole idle cost of
+  // the supervisor). Per-connection deadlines below do the same job and exist only while a connection does.
+  const deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  const armDeadline = (socket: Socket) => {
+    clearTimeout(deadlines.get(socket));
+    deadlines.set(
+      socket,
+      setTimeout(() => socket.destroy(), LISTENER_TIMEOUT_MS),
+    );
+  };
   const server = createServer(
-    {
-      requestTimeout: LISTENER_TIMEOUT_MS,
-      headersTimeout: LISTENER_TIMEOUT_MS,
-      connectionsCheckingInterval: 1000,
-    },
+    { requestTimeout: 0, headersTimeout: 0, connectionsCheckingInterval: MAX_TIMER_MS },
     (request: IncomingMessage, response: ServerResponse) => {
+      // The request is in: no deadline while it is answered; the next one has its own from the answer on.
+      clearTimeout(deadlines.get(request.socket));
+      response.once('finish', () => {
+        if (!request.socket.destroyed) armDeadline(request.socket);
+      });
       const url = request.url?.split('?')[0] ?? '';
       const text = (code: number, body: string, headers: Record<string, string> = {}) =>
         response
@@ -190,6 +205,12 @@ function createObserverServer(observed: Observed, options: { details: boolean })
       );
     },
   );
+  // A request (headers and body) must arrive within the timeout of the connection or of the last answer,
+  // however slowly its bytes trickle in (the idle timeout below is reset by each byte).
+  server.on('connection', (socket: Socket) => {
+    armDeadline(socket);
+    socket.once('close', () => clearTimeout(deadlines.get(socket)));
+  });
   server.maxConnections = LISTENER_MAX_CONNECTIONS;
   server.keepAliveTimeout = LISTENER_TIMEOUT_MS;
   // Idle sockets (connected, nothing sent, or kept alive) are closed after the timeout.
