@@ -1,5 +1,4 @@
 import { chmodSync, chownSync, closeSync, linkSync, lstatSync, mkdtempSync, readlinkSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { getSystemErrorName } from 'node:util';
@@ -311,6 +310,8 @@ async function bindTcp(host: string, port: number): Promise<BoundSocket> {
   let family = net.isIP(host);
   if (family === 0) {
     try {
+      // Loaded here: a unix socket or a numeric address (the usual cases) needs no resolver at start-up.
+      const { lookup } = await import('node:dns/promises');
       ({ address, family } = await lookup(host));
     } catch {
       throw new SetupError(`'${host}' is not a valid IP address`);

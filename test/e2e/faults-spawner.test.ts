@@ -86,7 +86,10 @@ test('the supervisor stopped (SIGSTOP) under a flood of output: the spawner stil
   assert.ok(peak < rssBefore + 8 * 1024, `the spawner's memory grew by ${peak - rssBefore} kB while the supervisor was stopped`);
 
   process.kill(pool.pid, 'SIGCONT');
-  const floodLines = () => readFileSync(logFile, 'utf8').split('\n').filter((line) => line.endsWith('x'.repeat(100))).length;
+  const floodLines = () =>
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.endsWith('x'.repeat(100))).length;
   await waitFor(() => floodLines() === LINES, { timeoutMs: 120_000, intervalMs: 500, what: `${LINES} flood lines in the log` });
   await waitFor(() => pool.childPids().length === 1 && pool.childPids()[0] !== child, { timeoutMs: 20_000, what: 'the slot restarted' });
   assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
