@@ -311,7 +311,7 @@ async function bindTcp(host: string, port: number): Promise<BoundSocket> {
   if (family === 0) {
     try {
       // Loaded here: a unix socket or a numeric address (the usual cases) needs no resolver at start-up.
-      const { lookup } = await import('node:dns/promises');
+      const { lookup } = process.getBuiltinModule('node:dns/promises') as typeof import('node:dns/promises');
       ({ address, family } = await lookup(host));
     } catch {
       throw new SetupError(`'${host}' is not a valid IP address`);
