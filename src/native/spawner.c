@@ -296,6 +296,7 @@ void run_spawner(struct setup *s, char **prog)
 	s->parent = getpid(); /* the children's parent check */
 	if (fcntl(COMMANDS_FD, F_GETFD) < 0 || fcntl(EVENTS_FD, F_GETFD) < 0)
 		fail("spawner: fd 1 and fd 3 must be the supervisor's pipes");
+	close_from(COMMANDS_FD + 1, ~0U); /* whatever else the supervisor's own caller left open */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
