@@ -50,7 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +75,9 @@ struct kid {
 
 static struct kid **kids;
 static size_t n_kids, cap_kids;
+
+/* The descriptor limit the supervisor was given: the children get it back (ours is raised, see below). */
+static struct rlimit given_nofile;
 
 static struct {
 	char *data;
@@ -177,6 +182,7 @@ static void read_status(struct kid *k)
 static void __attribute__((noreturn)) run_child(const struct setup *s, char **prog, int out, int err, int status)
 {
 	setsid(); /* its own session and process group, like spawn-fcgi's children */
+	setrlimit(RLIMIT_NOFILE, &given_nofile);
 	if (dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0) {
 		status_fd = status;
 		fail("dup2 failed: %s", strerror(errno));
@@ -231,6 +237,17 @@ static void start_child(const struct setup *s, char **prog, uint32_t id)
 	k->status = status[0];
 	kids[n_kids++] = k;
 	emit_int('P', 0, id, pid);
+}
+
+/* Soft descriptor limit up to the hard one; 0 if it was raised. */
+static int raise_nofile(void)
+{
+	struct rlimit now;
+
+	if (getrlimit(RLIMIT_NOFILE, &now) < 0 || now.rlim_cur >= now.rlim_max)
+		return -1;
+	now.rlim_cur = now.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &now);
 }
 
 static struct kid *find_kid(pid_t pid)
@@ -297,6 +314,11 @@ void run_spawner(struct setup *s, char **prog)
 	if (fcntl(COMMANDS_FD, F_GETFD) < 0 || fcntl(EVENTS_FD, F_GETFD) < 0)
 		fail("spawner: fd 1 and fd 3 must be the supervisor's pipes");
 	close_from(COMMANDS_FD + 1, ~0U); /* whatever else the supervisor's own caller left open */
+	/* poll(2) refuses more entries than the soft descriptor limit (EINVAL), and a pool of N children
+	 * polls 3 + 2N pipes. Node raises its soft limit to the hard one, and so do we, should we be given
+	 * less; the children get back what we were given. */
+	if (getrlimit(RLIMIT_NOFILE, &given_nofile) == 0)
+		raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -327,19 +349,34 @@ void run_spawner(struct setup *s, char **prog)
 		owner[n++] = NULL;
 		fds[n] = (struct pollfd){ .fd = EVENTS_FD, .events = queue.len > 0 ? POLLOUT : 0 };
 		owner[n++] = NULL;
+		/* Only open descriptors: poll counts every entry against the descriptor limit. */
 		for (i = 0; i < n_kids; i++) {
 			struct kid *k = kids[i];
-			fds[n] = (struct pollfd){ .fd = reading ? k->out : -1, .events = POLLIN };
-			owner[n++] = k;
-			fds[n] = (struct pollfd){ .fd = reading ? k->err : -1, .events = POLLIN };
-			owner[n++] = k;
-			fds[n] = (struct pollfd){ .fd = k->status, .events = POLLIN };
-			owner[n++] = k;
+			if (reading && k->out >= 0) {
+				fds[n] = (struct pollfd){ .fd = k->out, .events = POLLIN };
+				owner[n++] = k;
+			}
+			if (reading && k->err >= 0) {
+				fds[n] = (struct pollfd){ .fd = k->err, .events = POLLIN };
+				owner[n++] = k;
+			}
+			if (k->status >= 0) {
+				fds[n] = (struct pollfd){ .fd = k->status, .events = POLLIN };
+				owner[n++] = k;
+			}
 		}
 		if (poll(fds, n, -1) < 0) {
-			if (errno == EINTR)
+			int e = errno;
+			if (e == EINTR)
 				continue;
-			fail("spawner: poll failed: %s", strerror(errno));
+			if (e != EINVAL)
+				fail("spawner: poll failed: %s", strerror(e));
+			/* Someone lowered our soft limit below what we hold: take the hard one, or wait for a change. */
+			if (raise_nofile() != 0) {
+				struct timespec pause = { 0, 100000000L };
+				nanosleep(&pause, NULL);
+			}
+			continue;
 		}
 		if (fds[2].revents & (POLLERR | POLLHUP))
 			_exit(0); /* the supervisor closed its end */
@@ -358,13 +395,13 @@ void run_spawner(struct setup *s, char **prog)
 		}
 		for (i = 3; i < n; i++) {
 			struct kid *k = owner[i];
-			if (fds[i].revents == 0 || fds[i].fd < 0)
+			if (fds[i].revents == 0)
 				continue;
-			if ((i - 3) % 3 == 0)
+			if (fds[i].fd == k->out)
 				relay_output(k, &k->out, 1, 4);
-			else if ((i - 3) % 3 == 1)
+			else if (fds[i].fd == k->err)
 				relay_output(k, &k->err, 2, 4);
-			else
+			else if (fds[i].fd == k->status)
 				read_status(k);
 		}
 		if (fds[1].revents & POLLIN) {
