@@ -316,7 +316,7 @@ void run_spawner(struct setup *s, char **prog)
 	close_from(COMMANDS_FD + 1, ~0U); /* whatever else the supervisor's own caller left open */
 	/* poll(2) refuses more entries than the soft descriptor limit (EINVAL), and a pool of N children
 	 * polls 3 + 2N pipes. Node raises its soft limit to the hard one, and so do we, should we be given
-	 * less; the children get back what we were given. */
+	 * less; the children get back what we were given. A limit lowered later is handled at poll. */
 	if (getrlimit(RLIMIT_NOFILE, &given_nofile) == 0)
 		raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
@@ -366,17 +366,19 @@ void run_spawner(struct setup *s, char **prog)
 			}
 		}
 		if (poll(fds, n, -1) < 0) {
-			int e = errno;
-			if (e == EINTR)
+			struct rlimit now;
+			if (errno == EINTR)
 				continue;
-			if (e != EINVAL)
-				fail("spawner: poll failed: %s", strerror(e));
-			/* Someone lowered our soft limit below what we hold: take the hard one, or wait for a change. */
-			if (raise_nofile() != 0) {
+			if (errno != EINVAL)
+				fail("spawner: poll failed: %s", strerror(errno));
+			/* Someone lowered our soft limit below the descriptors we hold: watch as many as it allows,
+			 * our own first (a dead child's pipes are read when it is reaped), until they close. */
+			if (getrlimit(RLIMIT_NOFILE, &now) < 0 || now.rlim_cur < 3 || now.rlim_cur >= n || poll(fds, now.rlim_cur, -1) < 0) {
 				struct timespec pause = { 0, 100000000L };
 				nanosleep(&pause, NULL);
+				continue;
 			}
-			continue;
+			n = now.rlim_cur;
 		}
 		if (fds[2].revents & (POLLERR | POLLHUP))
 			_exit(0); /* the supervisor closed its end */
