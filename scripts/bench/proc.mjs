@@ -4,7 +4,7 @@
 // alone: every process is identified by (pid, starttime), and a zombie counts as gone (PID 1 reaps
 // orphans late here).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { listPids, readStat as readProcStat } from '../../dist-tools/proc.mjs';
+import { directChildren, listPids, readStat as readProcStat } from '../../dist-tools/proc.mjs';
 
 // The /proc/<pid>/stat parser, the pid list and freePort are the repo's one /proc module (tools/proc/proc.ts).
 export { CLK_TCK, freePort, listPids } from '../../dist-tools/proc.mjs';
@@ -50,32 +50,13 @@ export function cpuNs(pid) {
   return total;
 }
 
-/** Live children of pid, from /proc/<pid>/task/<tid>/children (a fork is a child of the thread that made it). */
-export function childPids(pid) {
-  const out = new Set();
-  let tids;
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return [];
-  }
-  for (const tid of tids) {
-    try {
-      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(' ')) if (c !== '') out.add(Number(c));
-    } catch {
-      // thread ended meanwhile
-    }
-  }
-  return [...out];
-}
-
 /**
  * CPU (ns) of a supervisor and of its children that are not workers (a resident spawner, a notify
  * helper), keyed by pid and start time: compare two samples with cpuDeltaNs.
  */
 export function cpuSample(pid, workerRe) {
   const sample = new Map();
-  for (const p of [pid, ...childPids(pid)]) {
+  for (const p of [pid, ...directChildren(pid)]) {
     const st = readStat(p);
     if (st === null || (p !== pid && workerRe.test(st.comm))) continue;
     const ns = cpuNs(p);

@@ -253,7 +253,7 @@ export class Spawner {
       // Forked children were sent SIGTERM by the kernel when the spawner died (their death signal).
       if (request.pid > 0) this.settle(request, { ok: false, reason: `the spawner ended before the exec: ${reason}` }, { code: null, signal: 'SIGTERM' });
       else this.settle(request, this.failure, { code: null, signal: null });
-      this.closeOutput(request);
+      if (!request.closed) this.closeOutput(request);
     }
     this.requests.clear();
     this.process?.stdout?.destroy();
