@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles src/cli/cli.ts and its dependencies into one CommonJS file, dist/main.cjs, run by dist/cli.mjs
-// (src/loader.mjs) through V8's code cache: start-up reads one file instead of hundreds of modules
+// Bundles src/cli/cli.ts and its dependencies into one CommonJS file, dist/main.cjs, run by dist/cli.cjs
+// (src/loader.cjs) through V8's code cache: start-up reads one file instead of hundreds of modules
 // (execa and yargs alone are ~70 ms each unbundled on these machines) and compiles almost nothing.
 import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
@@ -30,8 +30,8 @@ const bundled = await build({
 // vm.Script (the loader) has no dynamic import(): every module must be bundled or require()d.
 if (/\bimport\(/.test(readFileSync(path('dist/main.cjs'), 'utf8'))) throw new Error('dist/main.cjs calls import(): make that import static');
 writeThirdPartyNotices(bundled.metafile);
-copyFileSync(path('src/loader.mjs'), path('dist/cli.mjs'));
-chmodSync(path('dist/cli.mjs'), 0o755);
+copyFileSync(path('src/loader.cjs'), path('dist/cli.cjs'));
+chmodSync(path('dist/cli.cjs'), 0o755);
 await writeCodeCache();
 
 /**
@@ -90,7 +90,7 @@ async function writeCodeCache() {
   const socket = `/tmp/spawn-fcgi-ts-build-${process.pid}.sock`;
   const responder = path('build/static-responder');
   const args = ['-n', '-s', socket, '--', responder];
-  const pool = spawn(process.execPath, [path('dist/cli.mjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const pool = spawn(process.execPath, [path('dist/cli.cjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   pool.stderr.on('data', (chunk) => {
     stderr += chunk;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { fcgiRequest } from '../dist-tools/fcgi-client.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = `${root}dist/cli.mjs`;
+const cli = `${root}dist/cli.cjs`;
 const socket = `/tmp/spawn-fcgi-ts-demo-${process.pid}.sock`;
 const keep = process.argv.includes('--keep');
 

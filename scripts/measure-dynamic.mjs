@@ -6,7 +6,7 @@
 // 3. memory of the whole pool (RSS sum, supervisor + children + watcher) at idle after a burst, dynamic vs static;
 // 4. supervisor CPU (and the queue watcher's) per minute with an idle dynamic pool (schedstat, ns).
 // --php-fpm: php-fpm pm=ondemand (same bounds) for the first-request latency, if php-fpm is installed.
-// Needs `npm run build` (dist/cli.mjs). Runs as anyone; as root php-cgi runs as root (a measurement only).
+// Needs `npm run build` (dist/cli.cjs). Runs as anyone; as root php-cgi runs as root (a measurement only).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { fcgiRequest, phpParams } from './bench/fcgi.mjs';
 import { cpuNs } from './bench/proc.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.mjs');
+const CLI = join(ROOT, 'dist', 'cli.cjs');
 const SLEEP_PHP = join(ROOT, 'test', 'fixtures', 'php', 'sleep.php');
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { directChildren } from '../dist-tools/proc.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.mjs');
+const CLI = join(ROOT, 'dist', 'cli.cjs');
 const RESPONDER = join(ROOT, 'build', 'static-responder');
 const CLK_TCK = 100;
 

@@ -5,7 +5,7 @@
 # The settings are the classic shell variables (see spawn-php.conf.example), taken from CONFIG (a
 # shell file, sourced) or from the environment:
 #
-#   SPAWNFCGI       the spawn-fcgi-ts binary (default: spawn-fcgi-ts on PATH, else ../dist/cli.mjs)
+#   SPAWNFCGI       the spawn-fcgi-ts binary (default: spawn-fcgi-ts on PATH, else ../dist/cli.cjs)
 #   FCGIPROGRAM     the FastCGI program, optionally followed by its arguments (default: php-cgi)
 #   FCGISOCKET      a Unix domain socket path (-s), or
 #   FCGIPORT        a TCP port (-p) with FCGIADDR the address to bind (-a)
@@ -67,10 +67,10 @@ _sp_node=
 if [ -z "${SPAWNFCGI:-}" ]; then
   if SPAWNFCGI=$(command -v spawn-fcgi-ts 2>/dev/null) && [ -n "$SPAWNFCGI" ]; then
     :
-  elif [ -f "$_sp_here/../dist/cli.mjs" ]; then
-    SPAWNFCGI=$_sp_here/../dist/cli.mjs
+  elif [ -f "$_sp_here/../dist/cli.cjs" ]; then
+    SPAWNFCGI=$_sp_here/../dist/cli.cjs
   else
-    _sp_die "spawn-fcgi-ts not found on PATH nor at $_sp_here/../dist/cli.mjs: set SPAWNFCGI"
+    _sp_die "spawn-fcgi-ts not found on PATH nor at $_sp_here/../dist/cli.cjs: set SPAWNFCGI"
   fi
 fi
 case $SPAWNFCGI in
@@ -80,7 +80,7 @@ case $SPAWNFCGI in
 esac
 case $SPAWNFCGI in
   # The bundle runs with node: found now, since the cleaned environment may have no PATH.
-  *.mjs|*.js) _sp_node=$(command -v node 2>/dev/null) || _sp_die "node not found on PATH (needed for $SPAWNFCGI)" ;;
+  *.cjs|*.mjs|*.js) _sp_node=$(command -v node 2>/dev/null) || _sp_die "node not found on PATH (needed for $SPAWNFCGI)" ;;
   *) [ -x "$SPAWNFCGI" ] || _sp_die "SPAWNFCGI '$SPAWNFCGI' is not executable" ;;
 esac
 

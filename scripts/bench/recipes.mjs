@@ -10,7 +10,7 @@ import { tcpListen } from './fcgi.mjs';
 import { log } from './util.mjs';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
-export const TS_CLI = join(REPO, 'dist', 'cli.mjs');
+export const TS_CLI = join(REPO, 'dist', 'cli.cjs');
 export const TS_HELPER = join(REPO, 'build', 'spawn-fcgi-ts-helper');
 /** The Node floor's whole program (issue 10): spawn one child, forward stop signals. */
 export const NODE_FLOOR = join(REPO, 'scripts', 'bench', 'node-floor.cjs');
@@ -100,7 +100,7 @@ function tsPool(name, short, min) {
     short,
     ts: true,
     title: `spawn-fcgi-ts --min-procs ${min} -F N --idle-timeout 2s`,
-    command: `node dist/cli.mjs -n -s SOCK --min-procs ${min} -F N --idle-timeout 2s -- /usr/bin/php-cgi`,
+    command: `node dist/cli.cjs -n -s SOCK --min-procs ${min} -F N --idle-timeout 2s -- /usr/bin/php-cgi`,
     tools: [['php-cgi', 'php-cgi']],
     workerRe: /^php-cgi/,
     daemonizes: false,
@@ -123,7 +123,7 @@ export const RECIPES = [
     short: 'ts',
     ts: true,
     title: 'spawn-fcgi-ts -n -F N',
-    command: 'node dist/cli.mjs -n -s SOCK -F N -- /usr/bin/php-cgi',
+    command: 'node dist/cli.cjs -n -s SOCK -F N -- /usr/bin/php-cgi',
     tools: [['php-cgi', 'php-cgi']],
     workerRe: /^php-cgi/,
     daemonizes: false,
@@ -342,16 +342,16 @@ export function aptInstall(packages) {
   return install.status === 0;
 }
 
-/** dist/cli.mjs and the native helper: build them when missing. */
+/** dist/cli.cjs and the native helper: build them when missing. */
 export function ensureBuilt() {
   if (existsSync(TS_CLI) && existsSync(TS_HELPER)) return null;
-  log('spawn-fcgi-ts is not built (dist/cli.mjs or build/spawn-fcgi-ts-helper missing): running npm run build');
+  log('spawn-fcgi-ts is not built (dist/cli.cjs or build/spawn-fcgi-ts-helper missing): running npm run build');
   const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0 || !existsSync(TS_CLI) || !existsSync(TS_HELPER)) return 'npm run build failed: spawn-fcgi-ts cannot be measured';
   return null;
 }
 
-/** The bench measures dist/cli.mjs as it is: say so when a source file is newer (not rebuilt here: others may be editing). */
+/** The bench measures dist/cli.cjs as it is: say so when a source file is newer (not rebuilt here: others may be editing). */
 export function staleBuild() {
   if (!existsSync(TS_CLI)) return null;
   const built = statSync(TS_CLI).mtimeMs;
@@ -370,18 +370,18 @@ export function staleBuild() {
   }
   return newer.length === 0
     ? null
-    : `dist/cli.mjs is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ` and ${newer.length - 3} more` : ''}: the bench measures the build as it is (run npm run build first)`;
+    : `dist/cli.cjs is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ` and ${newer.length - 3} more` : ''}: the bench measures the build as it is (run npm run build first)`;
 }
 
 /**
- * Measure a snapshot: dist/cli.mjs and build/ copied under the scratch dir (the bundle finds its
+ * Measure a snapshot: dist/cli.cjs and build/ copied under the scratch dir (the bundle finds its
  * helpers at ../build/), so that a rebuild by someone else during the run changes nothing.
  */
 export function snapshotTs(tmpRoot) {
   const root = join(tmpRoot, 'spawn-fcgi-ts');
   mkdirSync(join(root, 'dist'), { recursive: true });
   mkdirSync(join(root, 'build'), { recursive: true });
-  const cli = join(root, 'dist', 'cli.mjs');
+  const cli = join(root, 'dist', 'cli.cjs');
   const hash = createHash('sha256');
   for (const dir of ['dist', 'build']) {
     for (const f of readdirSync(join(REPO, dir)).sort()) {

@@ -730,14 +730,14 @@ ${quick}## Recipes
 
 | recipe | command |
 |---|---|
-| spawn-fcgi-ts | \`PHP_FCGI_CHILDREN=0 node dist/cli.mjs -n -s SOCK -F N -- /usr/bin/php-cgi\` (default supervision options: backoff from 100 ms, doubling, capped at 30 s) |
+| spawn-fcgi-ts | \`PHP_FCGI_CHILDREN=0 node dist/cli.cjs -n -s SOCK -F N -- /usr/bin/php-cgi\` (default supervision options: backoff from 100 ms, doubling, capped at 30 s) |
 | spawn-fcgi | \`PHP_FCGI_CHILDREN=0 spawn-fcgi -s SOCK -F N -- /usr/bin/php-cgi\` (classic daemonizing form: forks N workers and exits; nothing supervises them) |
 | multiwatch | \`PHP_FCGI_CHILDREN=0 spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi\` |
 | node-floor | \`PHP_FCGI_CHILDREN=0 node scripts/bench/node-floor.cjs spawn-fcgi -n -s SOCK -- multiwatch -f N -- /usr/bin/php-cgi\`: **the Node floor**, what any Node.js supervisor pays — a bare \`node\` whose only work is to spawn the multiwatch recipe's command and forward stop signals (its supervisors: node + multiwatch) |
 | supervisord | \`supervisord -n -c CONF\` with \`[fcgi-program:php] socket=unix://SOCK numprocs=N autorestart=true\` (other settings at their defaults) |
 | php-fpm | \`php-fpm8.2 -F -R -y CONF\` with \`pm=static\`, \`pm.max_children=N\`, \`listen=SOCK\` |
-| spawn-fcgi-ts-dynamic | \`node dist/cli.mjs -n -s SOCK --min-procs 1 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` (issue 11: a pool that sizes itself between 1 and N) |
-| spawn-fcgi-ts-ondemand | \`node dist/cli.mjs -n -s SOCK --min-procs 0 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` |
+| spawn-fcgi-ts-dynamic | \`node dist/cli.cjs -n -s SOCK --min-procs 1 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` (issue 11: a pool that sizes itself between 1 and N) |
+| spawn-fcgi-ts-ondemand | \`node dist/cli.cjs -n -s SOCK --min-procs 0 -F N --idle-timeout 2s -- /usr/bin/php-cgi\` |
 | php-fpm-dynamic | php-fpm with \`pm=dynamic\`, \`pm.max_children=N\`, \`pm.start_servers=1\`, \`pm.min_spare_servers=1\`, \`pm.max_spare_servers=1\` (an idle pool goes back to one child, as \`--min-procs 1\` does) |
 | php-fpm-ondemand | php-fpm with \`pm=ondemand\`, \`pm.max_children=N\`, \`pm.process_idle_timeout=2s\` |
 
@@ -805,9 +805,9 @@ max-requests test, which sets 500 for all of them.
   script that logs one line and exits 1, from the first spawn; (b) the pool starts with php-cgi, then a
   flag file makes the same wrapper log and exit 1, and every worker is SIGKILLed: tries and the
   supervisor's CPU during the window (start-up excluded). php-fpm has no worker command: n/a.
-* **What is measured of spawn-fcgi-ts**: \`dist/cli.mjs\` and \`build/\` as they are, copied under the
+* **What is measured of spawn-fcgi-ts**: \`dist/cli.cjs\` and \`build/\` as they are, copied under the
   scratch dir at the start (a rebuild during the run changes nothing); the run warns when a source
-  file is newer than \`dist/cli.mjs\`. It does not build, except when \`dist/cli.mjs\` or the helper is
+  file is newer than \`dist/cli.cjs\`. It does not build, except when \`dist/cli.cjs\` or the helper is
   missing (then \`npm run build\`).
 * **Cleanup**: everything is stopped by pid (start time checked), on exit and on SIGINT/SIGTERM/SIGHUP;
   the temp dir under \`/tmp\` is removed. Only 127.0.0.1 and \`/tmp\` are used.

@@ -1,6 +1,6 @@
 /**
  * spawn-fcgi-ts as PID 1 of a container, the way `docker run image spawn-fcgi-ts -n ...` runs it:
- * `unshare --pid --fork --mount-proc node dist/cli.mjs -n -s S -F 1 -C 2 -- php-cgi`. Signals reach the
+ * `unshare --pid --fork --mount-proc node dist/cli.cjs -n -s S -F 1 -C 2 -- php-cgi`. Signals reach the
  * supervisor (SIGHUP restarts, SIGTERM stops with status 0), and the php-cgi workers orphaned when their
  * master is killed with -9 are reaped instead of piling up as zombies. The namespace's processes are read
  * from outside, through /proc/<pid>/task/<tid>/children of the namespace's PID 1.

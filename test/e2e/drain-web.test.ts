@@ -9,7 +9,7 @@
  * - TCP (nginx, and straight at the socket): the sentinel guarantees the same for everything queued before
  *   it; what is left is the window between its accept and the listener's close (see src/socket/drain.ts).
  *
- * SFTS_DRAIN_CLI=/path/to/other/dist/cli.mjs runs the same scenarios against another build (e.g. main's,
+ * SFTS_DRAIN_CLI=/path/to/other/dist/cli.cjs runs the same scenarios against another build (e.g. main's,
  * for the "before" numbers); its assertions are then expected to fail, the diagnostics carry the numbers.
  */
 import assert from 'node:assert/strict';

@@ -204,7 +204,7 @@ test('spawn-php.sh and --config: FCGI_MIN_PROCS and FCGI_IDLE_TIMEOUT size the p
       FCGI_MIN_PROCS: '0',
       FCGI_IDLE_TIMEOUT: '1s',
       PHP_FCGI_CHILDREN: '0',
-      SPAWNFCGI: join(ROOT, 'dist', 'cli.mjs'),
+      SPAWNFCGI: join(ROOT, 'dist', 'cli.cjs'),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -102,7 +102,7 @@ test('status -P never reads the command line or config of the process in the PID
   for (const config of [secret, fifo]) {
     const stranger = startStranger(
       process.execPath,
-      ['-e', 'setTimeout(() => {}, 600000)', '/usr/lib/node_modules/spawn-fcgi-ts/dist/cli.mjs', '--config', config],
+      ['-e', 'setTimeout(() => {}, 600000)', '/usr/lib/node_modules/spawn-fcgi-ts/dist/cli.cjs', '--config', config],
       'nobody',
     );
     await waitFor(() => !isGone(stranger), { what: 'the stranger to run' });

@@ -76,7 +76,7 @@ describe('the tarball', () => {
       (f) => f.path,
     );
     for (const needed of [
-      'dist/cli.mjs',
+      'dist/cli.cjs',
       'dist/main.cjs',
       'dist/THIRD-PARTY-NOTICES',
       'LICENSE',

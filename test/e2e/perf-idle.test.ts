@@ -26,7 +26,7 @@ interface TracedPool {
   stop: () => Promise<void>;
 }
 
-/** `node <nodeArgs> dist/cli.mjs -n -s SOCK ...args`, serving; stdout (V8's GC trace) and stderr collected. */
+/** `node <nodeArgs> dist/cli.cjs -n -s SOCK ...args`, serving; stdout (V8's GC trace) and stderr collected. */
 async function startTraced(nodeArgs: string[], sock: string, args: string[]): Promise<TracedPool> {
   const child = spawn(process.execPath, [...nodeArgs, CLI, '-n', '-s', sock, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child.pid!);

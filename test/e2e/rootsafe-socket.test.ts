@@ -228,7 +228,7 @@ describe('clear refusals', () => {
         '-c',
         `exec "$0" "$1" -n -s "$(printf '%s/caf\\351.sock' "$2")" -- "$3"`,
         process.execPath,
-        join(ROOT, 'dist', 'cli.mjs'),
+        join(ROOT, 'dist', 'cli.cjs'),
         owned,
         responder,
       ]);

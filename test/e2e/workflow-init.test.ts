@@ -1,7 +1,7 @@
 /**
  * scripts/init.d/spawn-fcgi-ts, for real: start / status / reload / restart / stop / status of a pool
  * of php-cgi, driven by a defaults file under /tmp given through SPAWN_FCGI_TS_DEFAULTS, with the
- * repository's own dist/cli.mjs as DAEMON. php-cgi (not the static responder, which dies mid-request
+ * repository's own dist/cli.cjs as DAEMON. php-cgi (not the static responder, which dies mid-request
  * on SIGTERM) because it finishes the request in hand on SIGTERM: so a rolling restart must lose none.
  */
 import assert from 'node:assert/strict';

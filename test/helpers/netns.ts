@@ -17,7 +17,7 @@
  * `createHosts` falls back to loopback addresses 127.0.0.2, 127.0.0.3... (kind 'loopback', empty prefix)
  * and says why in `fallbackReason`. `SFTS_TEST_NO_NETNS=1` forces that fallback (to try it where namespaces work).
  *
- * `startPoolOn(host, args)` runs `node dist/cli.mjs -n ...args` on such a host and waits until the pool
+ * `startPoolOn(host, args)` runs `node dist/cli.cjs -n ...args` on such a host and waits until the pool
  * answers from the root namespace, registering the supervisor with test/helpers/pool.ts's clean-up.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -168,7 +168,7 @@ export interface HostPool {
 }
 
 /**
- * `<host.prefix> node dist/cli.mjs -n -a <host.address> -p <port> ...args` (args must not give -a/-p),
+ * `<host.prefix> node dist/cli.cjs -n -a <host.address> -p <port> ...args` (args must not give -a/-p),
  * resolved once a FastCGI request from here gets an answer and `procs` children are up.
  */
 export async function startPoolOn(

@@ -1,5 +1,5 @@
 /**
- * Run the real spawn-fcgi-ts command (`node dist/cli.mjs`, built by `npm run build`) from end-to-end tests.
+ * Run the real spawn-fcgi-ts command (`node dist/cli.cjs`, built by `npm run build`) from end-to-end tests.
  *
  * - `startPool(args)` starts a supervisor in the foreground (`-n` is prepended) and resolves once its
  *   socket answers a FastCGI request, every `-F` child is up and the supervisor has said that start-up is
@@ -20,7 +20,7 @@ import { childrenOf, cmdline, descendants, isGone, signalIfAlive, sleep, waitFor
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The bundled command line (npm run build). */
-export const CLI = join(ROOT, 'dist', 'cli.mjs');
+export const CLI = join(ROOT, 'dist', 'cli.cjs');
 /** The static C FastCGI responder (npm run build:helper): answers with its pid, ids, groups, cwd, environment. */
 export const RESPONDER = join(ROOT, 'build', 'static-responder');
 /** PHP scripts used through php-cgi. */
@@ -107,7 +107,7 @@ export interface CliResult extends Exit {
 }
 
 /**
- * Run `node dist/cli.mjs ...args` to completion (no `-n` added). Rejects if it is still running after
+ * Run `node dist/cli.cjs ...args` to completion (no `-n` added). Rejects if it is still running after
  * `timeoutMs` (it is then killed), with its output in the message.
  */
 export async function runCli(args: string[], options: CommandOptions & { timeoutMs?: number } = {}): Promise<CliResult> {
@@ -226,7 +226,7 @@ export async function fcgiGet(target: FcgiTarget, params: Record<string, string>
 }
 
 /**
- * Start `node dist/cli.mjs -n ...args` and wait until it serves: a FastCGI request through its socket
+ * Start `node dist/cli.cjs -n ...args` and wait until it serves: a FastCGI request through its socket
  * gets a complete answer, it has as many children as `-F` asks (default 1; `--min-procs` when given), and its stderr has the
  * start-up-is-over line (`readyPattern`). Rejects with the output if it exits first (unless `allowExit`)
  * or is not ready after `readyTimeoutMs`; the process stays registered for the clean-up either way.

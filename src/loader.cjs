@@ -3,12 +3,14 @@
 // Compiling the ~300 KB bundle is a third of start-up; with the cache (main.cjs.cache, written by the build,
 // rewritten whenever V8 rejects it, e.g. after a Node.js upgrade) it is read instead of compiled.
 // As PID 1 (a container) it first puts an init process between itself and the supervisor (runUnderInit).
-import { spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
-import Module, { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { Script } from 'node:vm';
+// CommonJS, not an ES module: an ES module entry starts Node's ESM loader first, ~5 ms of every start (issue 10).
+const { spawn } = require('node:child_process');
+const { accessSync, closeSync, constants, openSync, readFileSync, readSync, writeFileSync } = require('node:fs');
+const Module = require('node:module');
+const { constants: osConstants } = require('node:os');
+const { setFlagsFromString } = require('node:v8');
+const { join } = require('node:path');
+const { Script } = require('node:vm');
 
 // V8 flags for a long-running supervisor with a small heap (issue 10), set before the bundle runs so that every
 // way of starting it gets them (the daemon and the PID-1 mode start this file again). Only flags that V8 reads
@@ -39,12 +41,12 @@ else runBundle();
  * signals to it and its exit status back. `docker run --init` (tini) avoids this extra process.
  */
 function runUnderInit() {
-  const helper = process.env.SPAWN_FCGI_TS_HELPER || new URL(`../build/${process.arch}/spawn-fcgi-ts-helper`, import.meta.url).pathname;
+  const helper = process.env.SPAWN_FCGI_TS_HELPER || join(__dirname, '..', 'build', process.arch, 'spawn-fcgi-ts-helper');
   if (!isNativeProgram(helper)) {
     runBundle(); // It says why the helper cannot run, in one line (or has no use for it: -v, status...).
     return;
   }
-  const script = new URL(import.meta.url).pathname;
+  const script = __filename;
   const init = spawn(helper, ['--init', '--', process.execPath, ...process.execArgv, script, ...process.argv.slice(2)], { stdio: 'inherit' });
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH'];
   const forward = (signal) => init.kill(signal);
@@ -79,7 +81,7 @@ function isNativeProgram(path) {
 }
 
 function runBundle() {
-  const bundle = new URL('main.cjs', import.meta.url).pathname;
+  const bundle = join(__dirname, 'main.cjs');
   const cacheFile = `${bundle}.cache`;
   let cachedData;
   try {
@@ -99,5 +101,5 @@ function runBundle() {
     });
   }
   const module = { exports: {} };
-  script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, new URL('.', import.meta.url).pathname);
+  script.runInThisContext().call(module.exports, module.exports, Module.createRequire(bundle), module, bundle, __dirname);
 }
