@@ -18,6 +18,12 @@ export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 export const systemClock: Clock = {
   now: () => Date.now(),
   after(ms, fn) {
+    // No wait: at the end of this turn of the event loop, not after setTimeout's 1 ms minimum (a restart
+    // after a crash is one of these: issue 10).
+    if (ms <= 0) {
+      const immediate = setImmediate(fn);
+      return { cancel: () => clearImmediate(immediate) };
+    }
     let handle: NodeJS.Timeout;
     const deadline = Date.now() + Math.max(0, ms);
     // A long wait is a chain of shorter ones, each re-aimed at the deadline.
