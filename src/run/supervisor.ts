@@ -1,4 +1,4 @@
-import { fstatSync } from 'node:fs';
+import { access, fstatSync } from 'node:fs';
 import { adoptPassedSocket, passedSockets, type PassedSocket } from '../socket/activation.js';
 // Only what the path to the first spawn needs is imported statically; the observers, the drain, sd_notify and
 // the user database (execa) load on use, after the children are up or only when asked for (issue 10).
@@ -78,6 +78,15 @@ function rootOptionGiven(options: Options, flag: (typeof ROOT_ONLY)[number]): bo
   return value !== undefined;
 }
 
+/**
+ * Make libuv start its thread pool now: it does on first use, and if a thread cannot be created then (a pids
+ * cgroup or RLIMIT_NPROC filled by the children) Node aborts, taking the pool down on a status request or a
+ * log reopen. Nothing in the path to the first spawn uses it, so it is asked for here.
+ */
+function startThreadPool(): void {
+  access(process.execPath, () => undefined);
+}
+
 /** The pool's socket: the one systemd passed, else a fresh bind. */
 async function acquireSocket(options: Options, prepared: Prepared, passed: PassedSocket[]): Promise<BoundSocket> {
   if (passed.length > 0) return adoptPassedSocket(passed, options.fdName, options.socket);
@@ -140,6 +149,7 @@ async function supervise(options: Options, logger: Logger, env: NodeJS.ProcessEn
     return status;
   };
 
+  startThreadPool();
   let socket: BoundSocket;
   const passed = passedSockets(env);
   let prepared: Prepared;
