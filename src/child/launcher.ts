@@ -34,6 +34,15 @@ export interface LaunchedChild {
   exited: Promise<ChildExit>;
   /** Signal the child's whole process group (php-cgi's own workers included); held until it is forked. */
   signal(signal: number | NodeJS.Signals): void;
+  /**
+   * Arm (or disarm) the launcher's own restart: if the child dies while armed, the launcher starts its
+   * replacement at once, before the pool hears of the death, and `replacement` holds it when `exited`
+   * settles. The pool arms only a child whose death its policy answers with a restart at once, and disarms
+   * one before signalling it on purpose. Optional: a launcher without it leaves every restart to the pool.
+   */
+  restartOnExit?(armed: boolean): void;
+  /** Set when `exited` settles if the launcher started a replacement: the pool takes it (adopts it, or retires it). */
+  readonly replacement?: { take(onLine: (stream: 'stdout' | 'stderr', line: string) => void): LaunchedChild };
 }
 
 /**

@@ -26,10 +26,14 @@ interface OutputStream {
   splitter: LineSplitter;
 }
 
-/** One 'S' request to the spawner and what has come back for it. */
+/** One child of the spawner (started by an 'S' request, or by the spawner as an armed child's replacement). */
 interface Request {
   pid: number;
-  onLine: OnLine;
+  /** Where its output lines go; a replacement's wait in `held` until the pool takes it. */
+  onLine?: OnLine;
+  held?: [stream: 'stdout' | 'stderr', line: string][];
+  /** Its replacement, when it was armed and the spawner started one as it died. */
+  replacement?: { take(onLine: OnLine): LaunchedChild };
   forked: Deferred<number>;
   exec: Deferred<ExecOutcome>;
   exited: Deferred<ChildExit>;
@@ -44,6 +48,8 @@ interface Request {
 }
 
 const FRAME_HEADER = 12;
+/** Lines of a replacement's output kept until the pool takes it (it does in the same turn of the event loop). */
+const MAX_HELD_LINES = 1000;
 const NO_BYTES = Buffer.alloc(0);
 const MAX_ERROR_TEXT = 8192;
 
@@ -72,6 +78,15 @@ export function failedChild(failure: Promise<ExecOutcome>): LaunchedChild {
 }
 
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+
+function newRequest(onLine: OnLine | undefined): Request {
+  return { pid: -1, onLine, forked: deferred(), exec: deferred(), exited: deferred(), execDone: false, exitDone: false, closed: false };
+}
+
+function deliver(request: Request, stream: 'stdout' | 'stderr', line: string): void {
+  if (request.onLine !== undefined) request.onLine(stream, line);
+  else if (request.held !== undefined && request.held.length < MAX_HELD_LINES) request.held.push([stream, line]);
+}
 
 function sendToGroup(pid: number, signal: number | NodeJS.Signals): void {
   try {
@@ -141,9 +156,14 @@ export class Spawner {
 
   launch(onLine: OnLine): LaunchedChild {
     if (this.failure !== undefined) return failedChild(Promise.resolve(this.failure));
-    const request: Request = { pid: -1, onLine, forked: deferred(), exec: deferred(), exited: deferred(), execDone: false, exitDone: false, closed: false };
-    this.requests.set(++this.nextId, request);
+    const id = ++this.nextId;
+    const request = newRequest(onLine);
+    this.requests.set(id, request);
     this.commands?.write('S'); // without it the spawn failed, and its 'error' settles the request
+    return this.child(id, request);
+  }
+
+  private child(id: number, request: Request): LaunchedChild {
     return {
       get pid() {
         return request.pid;
@@ -154,6 +174,36 @@ export class Spawner {
       signal: (signal) => {
         if (request.pid > 0) sendToGroup(request.pid, signal);
         else if (!request.exitDone) (request.queued ??= []).push(signal);
+      },
+      restartOnExit: (armed) => {
+        if (request.exitDone || this.failure !== undefined) return;
+        const command = Buffer.alloc(5);
+        command.write(armed ? 'A' : 'D', 0, 'latin1');
+        command.writeUInt32LE(id, 1);
+        this.commands?.write(command);
+      },
+      get replacement() {
+        return request.replacement;
+      },
+    };
+  }
+
+  /** The spawner started `id` as the replacement of an armed child that died: the pool takes or retires it. */
+  private replacementOf(id: number): { take(onLine: OnLine): LaunchedChild } {
+    const request = newRequest(undefined);
+    request.held = [];
+    this.requests.set(id, request);
+    let taken: LaunchedChild | undefined;
+    return {
+      take: (onLine) => {
+        if (taken !== undefined) return taken;
+        const held = request.held ?? [];
+        request.held = undefined;
+        request.onLine = onLine;
+        // After the caller has the child in hand (its callback may name it): on the next microtask.
+        if (held.length > 0) queueMicrotask(() => held.forEach(([stream, line]) => onLine(stream, line)));
+        taken = this.child(id, request);
+        return taken;
       },
     };
   }
@@ -205,6 +255,7 @@ export class Spawner {
         return;
       case 'X': {
         const value = payload.readInt32LE(0);
+        if (payload.length >= 8) request.replacement = this.replacementOf(payload.readUInt32LE(4));
         request.exitDone = true;
         if (request.closed) this.requests.delete(id);
         request.exited.resolve(arg === 1 ? { code: null, signal: signalNames.get(value) ?? (`SIG${value}` as NodeJS.Signals) } : { code: value, signal: null });
@@ -221,7 +272,7 @@ export class Spawner {
   private output(request: Request, stream: 'stdout' | 'stderr'): OutputStream {
     let out = request[stream];
     if (out === undefined) {
-      out = { decoder: new StringDecoder('utf8'), splitter: lineSplitter((line) => request.onLine(stream, line)) };
+      out = { decoder: new StringDecoder('utf8'), splitter: lineSplitter((line) => deliver(request, stream, line)) };
       request[stream] = out;
     }
     return out;

@@ -13,8 +13,18 @@
  * the supervisor, 2 = this process's own one-line errors, 3 = commands from
  * the supervisor.
  *
- * Commands, one byte each: 'S' starts a child.  EOF on fd 3: exit as soon
- * as no child is left (children must not outlive their reports).
+ * Commands: 'S' starts a child; 'A' + u32 id arms that child's restart,
+ * 'D' + u32 id disarms it.  EOF on fd 3: exit as soon as no child is left
+ * (children must not outlive their reports), and restart nothing more.
+ *
+ * An armed child that dies is replaced at once, here, without waiting for
+ * the supervisor (a restart is then a waitpid and a fork, as multiwatch's):
+ * its 'X' carries the replacement's id, from a range of its own (from
+ * AUTO_ID_BASE), and a 'P' for that id follows.  The supervisor arms only a
+ * child whose death its restart policy would answer with a restart at once,
+ * and disarms one before it signals it on purpose; commands are read before
+ * each reap, so that a 'D' written before a kill is always seen first.  A
+ * replacement starts unarmed.
  *
  * Events, framed: u8 type, u8 arg, u16 0, u32 id, u32 length, then length
  * bytes (little-endian, as the only two targets are).  Ids number the 'S'
@@ -24,7 +34,8 @@
  *           (then nothing more comes for that id)
  *   'O' id  output; arg 1 = stdout, 2 = stderr; payload: the bytes
  *   'E' id  exec outcome; empty payload = exec'd, else the helper's line
- *   'X' id  reaped; arg 0 = exited, 1 = killed; payload i32: code or signal
+ *   'X' id  reaped; arg 0 = exited, 1 = killed; payload i32: code or signal,
+ *           then u32: the replacement's id when the child was armed
  *   'C' id  both output pipes at EOF: no more 'O' for that id.  It may
  *           come before 'X' or, when grandchildren hold the pipes, long
  *           after it; an id is finished once it has had both.
@@ -63,18 +74,22 @@
 #define OUTPUT_HIGH (1u << 20)
 #define READ_CHUNK 65536
 #define STATUS_MAX 8192
+#define AUTO_ID_BASE 0x80000000u
 
 struct kid {
 	uint32_t id;
 	pid_t pid; /* 0 once reaped */
 	int out, err, status; /* read ends, -1 once at EOF */
 	int exec_reported;
+	int armed; /* replaced at once when it dies */
 	size_t status_len;
 	char status_text[STATUS_MAX]; /* last: not cleared for a new child */
 };
 
 static struct kid **kids;
 static size_t n_kids, cap_kids;
+static uint32_t next_id, next_auto_id = AUTO_ID_BASE;
+static int commands_open = 1;
 
 /* The descriptor limit the supervisor was given: the children get it back (ours is raised, see below). */
 static struct rlimit given_nofile;
@@ -260,13 +275,69 @@ static struct kid *find_kid(pid_t pid)
 	return NULL;
 }
 
-static void reap(void)
+static struct kid *find_id(uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n_kids; i++)
+		if (kids[i]->id == id && kids[i]->pid > 0)
+			return kids[i];
+	return NULL;
+}
+
+/* Carry out every command that has arrived ('S', 'A' id, 'D' id); a command cut by a read waits for its rest. */
+static void read_commands(const struct setup *s, char **prog)
+{
+	static unsigned char pending[5];
+	static size_t have;
+	unsigned char buf[256];
+	ssize_t got, j;
+
+	while (commands_open) {
+		got = read(COMMANDS_FD, buf, sizeof(buf));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == EAGAIN)
+			return;
+		if (got <= 0) {
+			commands_open = 0;
+			close(COMMANDS_FD);
+			return;
+		}
+		for (j = 0; j < got; j++) {
+			uint32_t id;
+			struct kid *k;
+			pending[have++] = buf[j];
+			if (pending[0] == 'S') {
+				have = 0;
+				start_child(s, prog, ++next_id);
+				continue;
+			}
+			if (pending[0] != 'A' && pending[0] != 'D') {
+				have = 0; /* not a command: dropped */
+				continue;
+			}
+			if (have < 5)
+				continue;
+			memcpy(&id, pending + 1, 4);
+			k = find_id(id);
+			if (k != NULL)
+				k->armed = pending[0] == 'A';
+			have = 0;
+		}
+	}
+}
+
+static void reap(const struct setup *s, char **prog)
 {
 	int wstatus;
 	pid_t pid;
 
+	read_commands(s, prog); /* a disarm sent before a kill must be seen before the death it caused */
 	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
 		struct kid *k = find_kid(pid);
+		int32_t end[2];
+		uint32_t replacement;
 		if (k == NULL)
 			continue;
 		k->pid = 0;
@@ -274,10 +345,17 @@ static void reap(void)
 		read_status(k);
 		relay_output(k, &k->out, 1, 16);
 		relay_output(k, &k->err, 2, 16);
-		if (WIFSIGNALED(wstatus))
-			emit_int('X', 1, k->id, WTERMSIG(wstatus));
-		else
-			emit_int('X', 0, k->id, WEXITSTATUS(wstatus));
+		end[0] = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+		if (!k->armed || !commands_open) {
+			emit('X', WIFSIGNALED(wstatus) ? 1 : 0, k->id, end, sizeof(end[0]));
+			continue;
+		}
+		replacement = next_auto_id++;
+		if (next_auto_id == 0)
+			next_auto_id = AUTO_ID_BASE;
+		memcpy(&end[1], &replacement, 4);
+		emit('X', WIFSIGNALED(wstatus) ? 1 : 0, k->id, end, sizeof(end));
+		start_child(s, prog, replacement);
 	}
 }
 
@@ -299,8 +377,7 @@ static void forget_finished(void)
 void run_spawner(struct setup *s, char **prog)
 {
 	long long supervisor = s->parent;
-	uint32_t next_id = 0;
-	int commands_open = 1, sigfd;
+	int sigfd;
 	struct pollfd *fds = NULL;
 	struct kid **owner = NULL; /* owner[i]: the child whose pipe fds[i] is, NULL for our own */
 	size_t cap_fds = 0;
@@ -328,6 +405,7 @@ void run_spawner(struct setup *s, char **prog)
 		fail("signalfd failed: %s", strerror(errno));
 	fcntl(EVENTS_FD, F_SETFL, fcntl(EVENTS_FD, F_GETFL) | O_NONBLOCK);
 	fcntl(COMMANDS_FD, F_SETFD, FD_CLOEXEC);
+	fcntl(COMMANDS_FD, F_SETFL, fcntl(COMMANDS_FD, F_GETFL) | O_NONBLOCK);
 	fcntl(EVENTS_FD, F_SETFD, FD_CLOEXEC);
 
 	for (;;) {
@@ -384,17 +462,8 @@ void run_spawner(struct setup *s, char **prog)
 			_exit(0); /* the supervisor closed its end */
 		if (fds[2].revents & POLLOUT)
 			flush_queue();
-		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			char cmd[64];
-			ssize_t got = read(COMMANDS_FD, cmd, sizeof(cmd)), j;
-			if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
-				commands_open = 0;
-				close(COMMANDS_FD);
-			}
-			for (j = 0; j < got; j++)
-				if (cmd[j] == 'S')
-					start_child(s, prog, ++next_id);
-		}
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+			read_commands(s, prog);
 		for (i = 3; i < n; i++) {
 			struct kid *k = owner[i];
 			if (fds[i].revents == 0)
@@ -410,7 +479,7 @@ void run_spawner(struct setup *s, char **prog)
 			struct signalfd_siginfo info;
 			while (read(sigfd, &info, sizeof(info)) > 0)
 				;
-			reap();
+			reap(s, prog);
 		}
 		forget_finished();
 	}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { launch as realLaunch, type ChildExit, type Launcher, type LaunchSpec, type LaunchedChild } from '../child/launcher.js';
-import { describeExit, exitStatus, fullBucket, type RestartBucket, type RestartPolicy } from './restart-policy.js';
+import { describeExit, exitStatus, fullBucket, takeRestart, type RestartBucket, type RestartPolicy } from './restart-policy.js';
 import { MAX_PROCS, signalName } from '../options/options.js';
 import type { Logger } from '../observe/log.js';
 import { liveGroupMembers } from '../child/process-group.js';
@@ -36,7 +36,12 @@ interface Child {
   ageTimer?: Timer;
   /** Settles when the child has exited and no process of its group is left (php-cgi's workers...). */
   gone?: Promise<void>;
+  /** Its launcher restarts it by itself if it dies (see `armRestart`). */
+  armed?: boolean;
 }
+
+type Replacement = NonNullable<LaunchedChild['replacement']>;
+type OnLine = (stream: 'stdout' | 'stderr', line: string) => void;
 
 export interface Slot {
   index: number;
@@ -99,6 +104,8 @@ export class Pool {
   private stopping = false;
   /** Children that left their slot (replaced, shrunk away, stopped) but have not exited yet. */
   private readonly retired = new Set<Child>();
+  /** Replacements the launcher started by itself that a slot took (see armIfRestartable). */
+  private readonly adopted = new WeakSet<Replacement>();
   private readonly clock: Clock;
   private readonly launcher: Launcher;
   private readonly maxProcs: number;
@@ -197,7 +204,10 @@ export class Pool {
     const early = await Promise.race([child.process.exited, this.sleep(this.options.startCheckMs)]);
     // Still up: from now on its end is the slot's business. Ended: it stays 'checked' whichever of this
     // and its onEnd() runs first, so that a failure here is reported, not restarted.
-    if (early === undefined && child.role === 'checked') child.role = 'serving';
+    if (early === undefined && child.role === 'checked') {
+      child.role = 'serving';
+      this.armIfRestartable(slot, child);
+    }
     if (early !== undefined && !(early.code === 0 && early.signal === null)) {
       const reason = early.signal !== null ? `child signaled: ${early.signal}` : `child exited with: ${early.code}`;
       return { ok: false, status: exitStatus(early), reason };
@@ -205,10 +215,18 @@ export class Pool {
     return { ok: true, pids: [child.process.pid] };
   }
 
-  /** Launch a child into a slot (as its serving child, or as a replacement) and wire its end to the slot. */
-  private spawn(slot: Slot, role: Role, cause: 'start' | 'restart' | 'grow' | 'replace'): Child {
+  /**
+   * Launch a child into a slot (as its serving child, or as a replacement) and wire its end to the slot;
+   * `start` is the launcher's own replacement of the slot's last child when it started one (see onEnd).
+   */
+  private spawn(
+    slot: Slot,
+    role: Role,
+    cause: 'start' | 'restart' | 'grow' | 'replace',
+    start: (onLine: OnLine) => LaunchedChild = (onLine) => this.launcher(this.options.launchSpec, onLine),
+  ): Child {
     const { logger } = this.options;
-    const launched: LaunchedChild = this.launcher(this.options.launchSpec, (stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
+    const launched: LaunchedChild = start((stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
     const child: Child = { process: launched, startedAt: this.clock.now(), role };
     if (role === 'incoming') {
       slot.incoming = child;
@@ -232,13 +250,57 @@ export class Pool {
       const ending: Ending = outcome.ok
         ? { kind: 'exit', exit, uptimeMs: this.clock.now() - child.startedAt }
         : { kind: 'could not start', reason: outcome.reason, exit: launched.pid > 0 ? exit : null };
-      this.onEnd(slot, child, ending);
+      const replacement = launched.replacement;
+      this.onEnd(slot, child, ending, replacement);
+      // The launcher restarted it by itself, and the slot did not take the new child: it goes.
+      if (replacement !== undefined && !this.adopted.has(replacement)) this.discard(slot, replacement);
     });
+    if (role === 'serving') this.armIfRestartable(slot, child);
     return child;
   }
 
+  /**
+   * Let the launcher restart this child by itself the moment it dies (as multiwatch does: a waitpid and a
+   * fork, not a round trip through this event loop), when this pool would answer its death with a restart
+   * at once anyway: its slot's serving child, no fast failure in a row, a restart left in the rate bound,
+   * nothing stopping or replacing it. Its end still comes to onEnd, which adopts the new child, or retires
+   * it if the decision differs after all (a race with a retire, the rate bound spent meanwhile).
+   */
+  private armIfRestartable(slot: Slot, child: Child): void {
+    if (child.process.restartOnExit === undefined) return;
+    const armed =
+      !this.stopping &&
+      child.role === 'serving' &&
+      slot.child === child &&
+      slot.incoming === undefined &&
+      slot.failures === 0 &&
+      takeRestart(slot.bucket, this.clock.now()).waitMs === 0;
+    if (armed !== (child.armed ?? false)) this.setArmed(child, armed);
+  }
+
+  private setArmed(child: Child, armed: boolean): void {
+    child.armed = armed;
+    child.process.restartOnExit?.(armed);
+  }
+
+  /** Not to be restarted by its launcher: before any signal sent on purpose (stop, replace, shrink...). */
+  private disarm(child: Child): void {
+    if (child.armed === true) this.setArmed(child, false);
+  }
+
+  /** A child the launcher started in place of a dead one that the slot did not take: stopped like any retired child. */
+  private discard(slot: Slot, replacement: Replacement): void {
+    const { logger } = this.options;
+    const launched: LaunchedChild = replacement.take((stream, line) => logger.childOutput(slot.index, launched.pid, stream, line));
+    const child: Child = { process: launched, startedAt: this.clock.now(), role: 'retiring' };
+    void this.retire(child, 'a restart the slot did not want');
+    Promise.all([launched.exited, launched.exec]).then(([exit]) => {
+      if (launched.pid > 0) this.emit({ type: 'retired', slot: slot.index, pid: launched.pid, reason: describeExit(exit) });
+    });
+  }
+
   /** A child ended: record it, and unless it was retired or its start check reports it, decide what follows. */
-  private onEnd(slot: Slot, child: Child, ending: Ending): void {
+  private onEnd(slot: Slot, child: Child, ending: Ending, replacement?: Replacement): void {
     child.ageTimer?.cancel();
     const now = this.clock.now();
     const pid = child.process.pid;
@@ -260,7 +322,7 @@ export class Pool {
       return;
     }
     const decision = decide(ending, slot, this.options.policy, now, this.options.random);
-    this.carryOut(slot, child, ending, reason, uptimeMs, decision);
+    this.carryOut(slot, child, ending, reason, uptimeMs, decision, replacement);
   }
 
   private emitEnd(slot: Slot, child: Child, ending: Ending, reason: string, uptimeMs: number, next: Next): void {
@@ -272,7 +334,7 @@ export class Pool {
     }
   }
 
-  private carryOut(slot: Slot, child: Child, ending: Ending, reason: string, uptimeMs: number, decision: Decision): void {
+  private carryOut(slot: Slot, child: Child, ending: Ending, reason: string, uptimeMs: number, decision: Decision, replacement?: Replacement): void {
     slot.failures = decision.failures;
     if (ending.kind === 'could not start') slot.lastError = reason;
     else if (decision.next === 'restart' && decision.why === 'planned') slot.lastError = null;
@@ -301,10 +363,10 @@ export class Pool {
       rateBound: decision.rateBound,
       failures: decision.failures,
     });
-    this.scheduleRestart(slot, decision.delayMs, reason);
+    this.scheduleRestart(slot, decision.delayMs, reason, replacement);
   }
 
-  private scheduleRestart(slot: Slot, delayMs: number, reason: string): void {
+  private scheduleRestart(slot: Slot, delayMs: number, reason: string, replacement?: Replacement): void {
     slot.timer?.cancel();
     if (delayMs > 0) {
       this.move(slot, 'ended, back off');
@@ -313,8 +375,22 @@ export class Pool {
     } else {
       this.move(slot, 'ended, restart now');
       slot.nextRestartAt = this.clock.now();
+      if (replacement !== undefined && this.restartable(slot)) {
+        // The launcher has started it already: the restart is done.
+        this.adopted.add(replacement);
+        slot.timer?.cancel();
+        slot.timer = undefined;
+        slot.restarts++;
+        this.spawn(slot, 'serving', 'restart', (onLine) => replacement.take(onLine));
+        return;
+      }
     }
     this.armRestart(slot, delayMs);
+  }
+
+  /** Nothing is in the way of a (re)start of the slot now. */
+  private restartable(slot: Slot): boolean {
+    return !this.stopping && this.slots.includes(slot) && slot.child === undefined && slot.incoming === undefined;
   }
 
   private armRestart(slot: Slot, delayMs: number): void {
@@ -323,7 +399,7 @@ export class Pool {
     slot.timer = this.clock.after(delayMs, () => {
       slot.timer = undefined;
       // A replacement under its check takes the slot if it passes; replace() re-arms this if it fails.
-      if (this.stopping || !this.slots.includes(slot) || slot.child !== undefined || slot.incoming !== undefined) return;
+      if (!this.restartable(slot)) return;
       slot.restarts++;
       this.spawn(slot, 'serving', 'restart');
     });
@@ -337,6 +413,7 @@ export class Pool {
    */
   private retire(child: Child, reason?: string): Promise<void> {
     if (child.gone !== undefined) return child.gone;
+    this.disarm(child);
     child.role = 'retiring';
     child.retireReason = reason;
     child.ageTimer?.cancel();
@@ -408,6 +485,7 @@ export class Pool {
   /** A second stop request: no more waiting. */
   killNow(): void {
     for (const slot of this.slots) {
+      if (slot.child !== undefined) this.disarm(slot.child);
       slot.child?.process.signal('SIGKILL');
       slot.incoming?.process.signal('SIGKILL');
     }
@@ -449,6 +527,7 @@ export class Pool {
     if (slot.incoming !== undefined) return false;
     const old = slot.child;
     const oldPid = old !== undefined && old.process.pid > 0 ? old.process.pid : null;
+    if (old !== undefined) this.disarm(old); // its end now waits for this replacement
     const fresh = this.spawn(slot, 'incoming', 'replace');
     let freshPid: number | null = null;
     whenForked(fresh.process, (pid) => {
@@ -470,6 +549,7 @@ export class Pool {
       void this.retire(fresh);
       // The old child ended meanwhile and its restart was held back for this replacement: start it now.
       if (slot.child === undefined && slot.timer === undefined) this.armRestart(slot, 0);
+      else if (old !== undefined && slot.child === old) this.armIfRestartable(slot, old);
       return false;
     }
     // The old child may have ended meanwhile, its slot waiting for a restart: the new one takes its place.
@@ -484,6 +564,7 @@ export class Pool {
     slot.failures = 0;
     slot.lastError = null;
     this.emit({ type: 'replaced', slot: slot.index, pid: fresh.process.pid, oldPid, reason });
+    this.armIfRestartable(slot, fresh);
     if (early !== undefined) {
       // It exited 0 during the check (its onEnd was held back while it was incoming): a planned exit.
       this.onEnd(slot, fresh, { kind: 'exit', exit: early, uptimeMs: this.clock.now() - fresh.startedAt });

@@ -63,6 +63,14 @@ export class FakeChild implements LaunchedChild {
   private resolveExec!: (outcome: ExecOutcome) => void;
   private resolveExit!: (exit: ChildExit) => void;
   private done = false;
+  /** A launcher that restarts by itself (FakeLauncher.selfRestart) gives its children these. */
+  restartOnExit?: (armed: boolean) => void;
+  replacement?: { take(onLine: (stream: 'stdout' | 'stderr', line: string) => void): LaunchedChild };
+  /** Every restartOnExit call, in order, and the signals among them (`arming + signals` history). */
+  readonly history: string[] = [];
+  armed = false;
+  /** Makes the replacement when an armed child exits (set by a self-restarting launcher). */
+  onArmedExit?: () => FakeChild;
 
   constructor(readonly pid: number) {
     this.forked = Promise.resolve(pid);
@@ -76,6 +84,7 @@ export class FakeChild implements LaunchedChild {
 
   signal(signal: number | NodeJS.Signals): void {
     this.signals.push(signal);
+    this.history.push(`signal ${signal}`);
   }
 
   /** The helper exec'd the app. */
@@ -99,6 +108,10 @@ export class FakeChild implements LaunchedChild {
   exit(code: number | null, signal: NodeJS.Signals | null = null): void {
     if (this.done) return;
     this.done = true;
+    if (this.armed && this.onArmedExit !== undefined) {
+      const next = this.onArmedExit();
+      this.replacement = { take: () => next };
+    }
     this.resolveExec({ ok: true });
     this.resolveExit({ code, signal });
   }
@@ -112,15 +125,35 @@ export class FakeLauncher {
   readonly children: FakeChild[] = [];
   /** Make the next launches fail at once (pid -1, as a synchronous EMFILE throw does); null: launch normally. */
   failNext: (string | null)[] = [];
+  /** Restart an armed child by itself when it dies, as the resident spawner does (restartOnExit). */
+  selfRestart = false;
+  /** Children launched by the pool (not replacements the launcher started by itself). */
+  launches = 0;
+  /** Applied to every child made (the harness's obedient children). */
+  decorate: (child: FakeChild) => void = () => undefined;
   private nextPid = 7_000_000;
 
   readonly launch: Launcher = (_spec: LaunchSpec) => {
+    this.launches++;
     const failure = this.failNext.shift() ?? null;
-    const child = new FakeChild(failure !== null ? -1 : this.nextPid++);
-    this.children.push(child);
+    const child = this.make(failure !== null ? -1 : this.nextPid++);
     if (failure !== null) child.spawnFails(failure);
     return child;
   };
+
+  private make(pid: number): FakeChild {
+    const child = new FakeChild(pid);
+    this.children.push(child);
+    if (this.selfRestart) {
+      child.restartOnExit = (armed) => {
+        child.armed = armed;
+        child.history.push(armed ? 'arm' : 'disarm');
+      };
+      child.onArmedExit = () => this.make(this.nextPid++);
+    }
+    this.decorate(child);
+    return child;
+  }
 
   get last(): FakeChild {
     return this.children[this.children.length - 1]!;
@@ -158,15 +191,14 @@ export function harness(overrides: Partial<PoolOptions> = {}): Harness {
     };
   const logger = { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), childOutput: () => undefined } as unknown as Logger;
   const h: Harness = { pool: undefined as unknown as Pool, clock, launcher, events, lines, giveUps, obedient: true };
-  const launch: Launcher = (spec, onLine) => {
-    const child = launcher.launch(spec, onLine) as FakeChild;
+  launcher.decorate = (child) => {
     const signal = child.signal.bind(child);
     child.signal = (s) => {
       signal(s);
       if (h.obedient || s === 'SIGKILL') child.exit(null, typeof s === 'string' ? s : 'SIGTERM');
     };
-    return child;
   };
+  const launch: Launcher = (spec, onLine) => launcher.launch(spec, onLine);
   h.pool = new Pool({
     launchSpec: {} as LaunchSpec,
     size: 2,

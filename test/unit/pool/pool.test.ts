@@ -401,3 +401,98 @@ test('long durations: --max-age 600h does not recycle at once, it does after 600
   await h.clock.advance(hour);
   assert.ok(h.launcher.last.signals.includes('SIGKILL'));
 });
+
+// ---------------------------------------------------------------- the launcher's own restart (the spawner's)
+
+/** A harness whose launcher restarts an armed child by itself, as the resident spawner does. */
+async function selfRestarting(overrides: Parameters<typeof harness>[0] = {}) {
+  const h = harness(overrides);
+  h.launcher.selfRestart = true;
+  await started(h);
+  return h;
+}
+
+test('self-restart: a serving child is armed after its start check; its death is answered by the replacement, no launch', async () => {
+  const h = await selfRestarting();
+  const first = h.launcher.children[0]!;
+  assert.deepEqual(first.history, ['arm'], 'armed once it passed the start check');
+  const launches = h.launcher.launches;
+  first.exit(null, 'SIGKILL');
+  await settle();
+  assert.equal(h.launcher.launches, launches, 'the pool launched nothing: it took the replacement');
+  const replacement = h.launcher.last;
+  assert.notEqual(replacement, first);
+  assert.equal(h.pool.snapshot().slots[0]!.pid, replacement.pid);
+  assert.ok(h.events.some((e) => e.type === 'spawned' && e.pid === replacement.pid && e.cause === 'restart'));
+  assert.equal(h.pool.snapshot().slots[0]!.restarts, 1);
+  replacement.execOk();
+  await settle();
+  assert.deepEqual(states(h), ['running', 'running']);
+  // That was its first fast failure: a second one must back off, so the replacement is not armed.
+  assert.deepEqual(replacement.history, []);
+  replacement.exit(null, 'SIGKILL');
+  await settle();
+  assert.equal(states(h)[0], 'backing off');
+  assert.equal(h.launcher.launches, launches, 'nothing started before the backoff');
+  await h.clock.advance(1000);
+  assert.equal(h.launcher.launches, launches + 1, 'the pool restarted it after the backoff');
+});
+
+test('self-restart: a stable crash and a planned exit keep the replacement armed', async () => {
+  const h = await selfRestarting();
+  await h.clock.advance(10_000); // stable
+  const first = h.launcher.children[0]!;
+  first.exit(null, 'SIGSEGV');
+  await settle();
+  const second = h.launcher.last;
+  second.execOk();
+  await settle();
+  assert.deepEqual(second.history, ['arm'], 'a stable crash resets the failures: armed again');
+  second.exit(0);
+  await settle();
+  const third = h.launcher.last;
+  assert.notEqual(third, second);
+  assert.equal(h.pool.snapshot().slots[0]!.pid, third.pid, 'a planned exit: replaced at once');
+  assert.deepEqual(third.history, ['arm']);
+});
+
+test('self-restart: the pool disarms a child before it signals it (stop, rolling restart), and nothing is restarted', async () => {
+  const h = await selfRestarting();
+  const [a, b] = h.launcher.children;
+  const p = h.pool.rollingRestart();
+  await settle();
+  for (const c of h.launcher.children) c.execOk();
+  await h.clock.advance(1000);
+  await settle();
+  for (const c of h.launcher.children) c.execOk();
+  await h.clock.advance(1000);
+  assert.equal(await p, true);
+  assert.deepEqual(a!.history, ['arm', 'disarm', 'signal 15'], 'disarmed when its replacement started, before the kill signal');
+  assert.deepEqual(b!.history, ['arm', 'disarm', 'signal 15']);
+  assert.equal(a!.replacement, undefined);
+  const serving = h.pool.snapshot().slots.map((s) => s.pid);
+  for (const pid of serving) assert.deepEqual(h.launcher.children.find((c) => c.pid === pid)!.history, ['arm'], 'the new children are armed');
+  await h.pool.stop();
+  for (const pid of serving) assert.deepEqual(h.launcher.children.find((c) => c.pid === pid)!.history, ['arm', 'disarm', 'signal 15']);
+  assert.deepEqual(h.launcher.live(), []);
+});
+
+test('self-restart: a replacement the slot does not want (the child died as the stop began) is retired', async () => {
+  const h = await selfRestarting();
+  const first = h.launcher.children[0]!;
+  h.obedient = false;
+  // The race: the child dies by itself before the stop's disarm reaches the launcher.
+  first.exit(null, 'SIGSEGV');
+  const stopped = h.pool.stop();
+  await settle();
+  const replacement = h.launcher.last;
+  assert.notEqual(replacement, first);
+  assert.deepEqual(replacement.signals, [15], 'the replacement got the kill signal');
+  assert.notEqual(h.pool.snapshot().slots[0]!.pid, replacement.pid);
+  replacement.exit(null, 'SIGTERM');
+  h.launcher.children[1]!.exit(null, 'SIGTERM');
+  await h.clock.advance(100);
+  await stopped;
+  assert.deepEqual(h.launcher.live(), []);
+  assert.deepEqual(states(h), ['stopped', 'stopped']);
+});
