@@ -2,7 +2,7 @@
  * Faults of the resident spawner (src/native/spawner.c), the process that forks every child: killed, its
  * children go with it and a new spawner brings the pool back; with the supervisor stopped (SIGSTOP) under
  * a flood of child output, it keeps reaping with bounded memory, and no line is lost once the supervisor
- * reads again.
+ * reads again; it restarts an armed child by itself (the supervisor stopped), and only that one.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -92,6 +92,44 @@ test('the supervisor stopped (SIGSTOP) under a flood of output: the spawner stil
       .filter((line) => line.endsWith('x'.repeat(100))).length;
   await waitFor(() => floodLines() === LINES, { timeoutMs: 120_000, intervalMs: 500, what: `${LINES} flood lines in the log` });
   await waitFor(() => pool.childPids().length === 1 && pool.childPids()[0] !== child, { timeoutMs: 20_000, what: 'the slot restarted' });
+  assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
+  assert.deepEqual(await pool.stop(), { code: 0, signal: null });
+});
+
+test('a child killed while the supervisor is stopped (SIGSTOP) is restarted by the spawner alone; the pool adopts it, and a second fast death waits for the pool (backoff)', async (t) => {
+  const sock = join(dir, 'frozen.sock');
+  const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '300ms', '--', RESPONDER]);
+  t.after(() => {
+    try {
+      process.kill(pool.pid, 'SIGCONT');
+    } catch {
+      // gone
+    }
+    return pool.stop().catch(() => undefined);
+  });
+  const [spawner] = spawnersOf(pool.pid);
+  const [victim, other] = pool.childPids();
+  process.kill(pool.pid, 'SIGSTOP');
+  await waitFor(() => readStatus(pool.pid)?.state === 'T', { timeoutMs: 10_000, what: 'the supervisor stopped' });
+  process.kill(victim!, 'SIGKILL');
+  // The slot's child was armed (a first death is restarted at once): its replacement starts without the supervisor.
+  const replacement = await waitFor(
+    () => pool.childPids().find((pid) => pid !== victim && pid !== other && readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith(RESPONDER)),
+    { timeoutMs: 20_000, what: 'a replacement exec\u2019d by the spawner while the supervisor is stopped' },
+  );
+  assert.equal(readStatus(pool.pid)?.state, 'T', 'the supervisor was stopped all along');
+  assert.equal(readStatus(replacement)?.ppid, spawner);
+  // The replacement is not armed (only the pool arms, and it has not even seen it): its death waits for the pool.
+  process.kill(replacement, 'SIGKILL');
+  await waitFor(() => isGone(replacement), { timeoutMs: 20_000, what: 'the replacement reaped' });
+  await sleep(300);
+  assert.deepEqual(pool.childPids(), [other], 'nothing restarted the replacement while the supervisor was stopped');
+
+  process.kill(pool.pid, 'SIGCONT');
+  await waitFor(() => pool.childPids().length === 2, { timeoutMs: 20_000, what: 'two children again' });
+  const log = pool.stderr();
+  assert.match(log, new RegExp(`child spawned: PID: ${replacement}\\b`), 'the pool adopted the spawner\u2019s replacement as the restart');
+  assert.match(log, /failure 2, restarting in \d+ ms/, 'the second fast death backed off');
   assert.equal((await pool.request({}, { timeoutMs: 30_000 })).appStatus, 0);
   assert.deepEqual(await pool.stop(), { code: 0, signal: null });
 });
