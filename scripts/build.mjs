@@ -25,7 +25,7 @@ const bundled = await build({
   define: { SPAWN_FCGI_TS_VERSION: JSON.stringify(version), 'import.meta.url': '__import_meta_url' },
   banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
-  plugins: [lazyYargsUi()],
+  plugins: [lazyYargsUi(), yargsOwnPackage()],
 });
 // vm.Script (the loader) has no dynamic import(): every module must be bundled or require()d.
 if (/\bimport\(/.test(readFileSync(path('dist/main.cjs'), 'utf8'))) throw new Error('dist/main.cjs calls import(): make that import static');
@@ -51,6 +51,27 @@ function lazyYargsUi() {
       build.onLoad({ filter: /.*/, namespace: 'lazy-yargs-ui' }, (args) => ({
         contents: `let real;\nmodule.exports = (...args) => (real ??= require(${JSON.stringify(args.path)}).default)(...args);\n`,
         resolveDir: yargsDir,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+/**
+ * yargs guesses a version at construction (we turn it off after): it walks up from the working directory,
+ * or from the node_modules folder it lives in, listing every directory until one has a package.json, and
+ * when none has, throws and catches an AssertionError whose message formats its values: ~1.2 ms of every
+ * start, more under a large directory. Its directory search (escalade) gets a stand-in that names the
+ * package's own package.json, next to dist/.
+ */
+function yargsOwnPackage() {
+  const yargsDir = path('node_modules/yargs/');
+  return {
+    name: 'yargs-own-package',
+    setup(build) {
+      build.onResolve({ filter: /^escalade\/sync$/ }, (args) => (args.importer.startsWith(yargsDir) ? { path: args.path, namespace: 'yargs-own-package' } : undefined));
+      build.onLoad({ filter: /.*/, namespace: 'yargs-own-package' }, () => ({
+        contents: "module.exports = () => require('node:path').join(__dirname, '..', 'package.json');\n",
         loader: 'js',
       }));
     },
