@@ -1,5 +1,4 @@
 import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
-import { Chalk, type ChalkInstance } from 'chalk';
 import { SetupError, errnoText } from '../common/errors.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -14,8 +13,8 @@ export interface LoggerOptions {
   format: 'text' | 'json';
   /** Write here (appending) instead of stderr; reopened by `reopen()` (SIGUSR1, logrotate's postrotate). */
   file?: string;
-  /** Colour the text log (see `useColour`); default: never. */
-  colour?: boolean;
+  /** Colour the text log with these (see `useColour` and `colourPainter`); default: never. */
+  colour?: Painter;
   /** stderr is a terminal: text lines get a time and a padded level instead of the program prefix. */
   tty?: boolean;
   /** Write debug lines too (SPAWN_FCGI_TS_DEBUG set); default: not. */
@@ -23,6 +22,27 @@ export interface LoggerOptions {
 }
 
 const PROGRAM = 'spawn-fcgi-ts';
+
+/** The colours a text log line uses (a chalk instance is one). */
+export interface Painter {
+  gray(text: string): string;
+  cyan(text: string): string;
+  yellow(text: string): string;
+  red(text: string): string;
+  dim(text: string): string;
+}
+
+const plain = (text: string): string => text;
+const NO_COLOUR: Painter = { gray: plain, cyan: plain, yellow: plain, red: plain, dim: plain };
+
+/**
+ * chalk, for a log that is coloured: loaded only then (evaluating it, with the terminal probing it does on
+ * load, was ~2 ms of every start, and a supervisor under systemd or in a container never colours; issue 10).
+ */
+export async function colourPainter(): Promise<Painter> {
+  const { Chalk } = await import('chalk');
+  return new Chalk({ level: 1 });
+}
 /** Lines (bytes) kept for a stderr that is not keeping up; beyond this, lines are counted and dropped. */
 export const MAX_QUEUED_BYTES = 1024 * 1024;
 /** How often a full queue is retried. */
@@ -99,7 +119,7 @@ export function openLogFile(path: string): number {
 export class Logger {
   private fd: number;
   private readonly pretty: boolean;
-  private readonly paint: ChalkInstance;
+  private readonly paint: Painter;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
   private dropped = 0;
@@ -109,7 +129,7 @@ export class Logger {
   constructor(private readonly options: LoggerOptions) {
     this.fd = options.file === undefined ? 2 : openLogFile(options.file);
     this.pretty = options.file === undefined && options.format === 'text' && options.tty === true;
-    this.paint = new Chalk({ level: options.colour === true && options.format === 'text' ? 1 : 0 });
+    this.paint = options.colour !== undefined && options.format === 'text' ? options.colour : NO_COLOUR;
   }
 
   /**

@@ -10,7 +10,7 @@ import { checkHelper, helperPath } from '../child/helper-binary.js';
 import type { LaunchSpec } from '../child/launcher.js';
 import { every, systemClock } from '../common/clock.js';
 import { locateApp } from '../child/app-path.js';
-import { Logger, count, formatMs, useColour, type LoggerOptions } from '../observe/log.js';
+import { Logger, colourPainter, count, formatMs, useColour, type LoggerOptions } from '../observe/log.js';
 import { signalName, type Options } from '../options/options.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { Pool } from '../pool/pool.js';
@@ -116,7 +116,7 @@ export async function runSupervisor(options: Options, env: NodeJS.ProcessEnv, da
     format: options.logFormat,
     file: options.logFile,
     tty,
-    colour: useColour(env, tty),
+    colour: useColour(env, tty) && options.logFormat === 'text' ? await colourPainter() : undefined,
     debug: env.SPAWN_FCGI_TS_DEBUG !== undefined,
   };
   let logger: Logger;
