@@ -8,8 +8,18 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { RESPONDER, requireBuild, spawnersOf, startPool } from '../helpers/pool.js';
+import { RESPONDER, requireBuild, spawnersOf, startPool, type RunningPool } from '../helpers/pool.js';
 import { isGone, readStatus, removePath, sleep, tmpDir, waitFor } from '../helpers/proc.js';
+
+/** Clean-up of a test that stops the supervisor (SIGSTOP): let it run again, then stop it. */
+function resumeAndStop(pool: RunningPool): Promise<unknown> {
+  try {
+    process.kill(pool.pid, 'SIGCONT');
+  } catch {
+    // gone
+  }
+  return pool.stop().catch(() => undefined);
+}
 
 let dir: string;
 before(() => {
@@ -58,14 +68,7 @@ test('the supervisor stopped (SIGSTOP) under a flood of output: the spawner stil
   );
   chmodSync(app, 0o755);
   const pool = await startPool(['-s', sock, '-F', '1', '--log-file', logFile, '--', app]);
-  t.after(() => {
-    try {
-      process.kill(pool.pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-    return pool.stop().catch(() => undefined);
-  });
+  t.after(() => resumeAndStop(pool));
   const [spawner] = spawnersOf(pool.pid);
   const [child] = pool.childPids();
   const rssBefore = readStatus(spawner!)?.vmRssKb ?? 0;
@@ -99,14 +102,7 @@ test('the supervisor stopped (SIGSTOP) under a flood of output: the spawner stil
 test('a child killed while the supervisor is stopped (SIGSTOP) is restarted by the spawner alone; the pool adopts it, and a second fast death waits for the pool (backoff)', async (t) => {
   const sock = join(dir, 'frozen.sock');
   const pool = await startPool(['-s', sock, '-F', '2', '--restart-delay', '300ms', '--', RESPONDER]);
-  t.after(() => {
-    try {
-      process.kill(pool.pid, 'SIGCONT');
-    } catch {
-      // gone
-    }
-    return pool.stop().catch(() => undefined);
-  });
+  t.after(() => resumeAndStop(pool));
   const [spawner] = spawnersOf(pool.pid);
   const [victim, other] = pool.childPids();
   process.kill(pool.pid, 'SIGSTOP');
