@@ -69,7 +69,9 @@ function yargsOwnPackage() {
   return {
     name: 'yargs-own-package',
     setup(build) {
-      build.onResolve({ filter: /^escalade\/sync$/ }, (args) => (args.importer.startsWith(yargsDir) ? { path: args.path, namespace: 'yargs-own-package' } : undefined));
+      build.onResolve({ filter: /^escalade\/sync$/ }, (args) =>
+        args.importer.startsWith(yargsDir) ? { path: args.path, namespace: 'yargs-own-package' } : undefined,
+      );
       build.onLoad({ filter: /.*/, namespace: 'yargs-own-package' }, () => ({
         contents: "module.exports = () => require('node:path').join(__dirname, '..', 'package.json');\n",
         loader: 'js',
