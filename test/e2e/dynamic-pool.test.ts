@@ -147,7 +147,14 @@ test('TTIN/TTOU in a pool that sizes itself move the upper bound, never below --
   process.kill(pool.pid, 'SIGTTIN');
   await waitFor(async () => (await statusJson(socket)).max === 3, { timeoutMs: 20_000, what: 'max 3' });
   const grown = await statusJson(socket);
-  assert.deepEqual([grown.min, grown.children, grown.slots.map((s) => s.state)], [1, 1, ['running', 'parked', 'parked']]);
+  // The slot TTIN added is parked, to grow into. (Slot 1 may be running too: on a busy machine the start's
+  // readiness probe can wait in the accept queue long enough for the pool to grow.)
+  assert.equal(grown.min, 1);
+  assert.deepEqual(
+    grown.slots.map((s) => s.state),
+    ['running', grown.slots[1]!.state === 'running' ? 'running' : 'parked', 'parked'],
+  );
+  assert.equal(grown.children, grown.slots.filter((s) => s.state === 'running').length);
   // One at a time: signals sent together coalesce.
   for (const max of [2, 1]) {
     process.kill(pool.pid, 'SIGTTOU');
@@ -155,7 +162,14 @@ test('TTIN/TTOU in a pool that sizes itself move the upper bound, never below --
   }
   process.kill(pool.pid, 'SIGTTOU');
   await sleep(500);
-  const shrunk = await statusJson(socket);
+  // A child retired by the shrink to 1 may still be on its way out on a busy machine.
+  const shrunk = await waitFor(
+    async () => {
+      const status = await statusJson(socket);
+      return status.children <= 1 ? status : undefined;
+    },
+    { timeoutMs: 20_000, what: 'at most one child' },
+  );
   assert.deepEqual([shrunk.min, shrunk.max, shrunk.children], [1, 1, 1], 'never below one child');
   await pool.stop();
 });
