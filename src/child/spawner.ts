@@ -29,7 +29,7 @@ interface OutputStream {
 /** One child of the spawner (started by an 'S' request, or by the spawner as an armed child's replacement). */
 interface Request {
   pid: number;
-  /** Where its output lines go; a replacement's wait in `held` until the pool takes it. */
+  /** Where its output lines go; a replacement's lines wait in `held` until the pool takes it. */
   onLine?: OnLine;
   held?: [stream: 'stdout' | 'stderr', line: string][];
   /** Its replacement, when it was armed and the spawner started one as it died. */

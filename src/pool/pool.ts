@@ -36,7 +36,7 @@ interface Child {
   ageTimer?: Timer;
   /** Settles when the child has exited and no process of its group is left (php-cgi's workers...). */
   gone?: Promise<void>;
-  /** Its launcher restarts it by itself if it dies (see `armRestart`). */
+  /** Its launcher restarts it by itself if it dies (see `armIfRestartable`). */
   armed?: boolean;
 }
 
