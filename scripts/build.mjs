@@ -105,9 +105,10 @@ function writeThirdPartyNotices(metafile) {
 }
 
 /**
- * One real run writes dist/main.cjs.cache: a pool of the static responder started, serving, one child
- * killed and restarted, and stopped, so that the cache holds what start-up, a restart and the stop compile
- * (V8 compiles a function on its first call: without it, the first restart of every pool compiled its path).
+ * One real run writes dist/main.cjs.cache: a pool of the static responder started, serving, its child
+ * killed twice (restarted at once, then after a backoff), and stopped, so that the cache holds what start-up,
+ * a restart, a backoff and the stop compile (V8 compiles a function on its first call: without this, the
+ * first restart of every pool and the first tries of a crash loop compiled their path).
  */
 async function writeCodeCache() {
   rmSync(path('dist/main.cjs.cache'), { force: true });
@@ -121,16 +122,18 @@ async function writeCodeCache() {
   });
   const exited = new Promise((resolve) => pool.once('exit', resolve));
   for (let i = 0; i < 100 && !stderr.includes('serving on') && pool.exitCode === null; i++) await sleep(50);
-  const child = /child spawned successfully: PID: (\d+)/.exec(stderr);
-  if (child !== null) {
-    const spawned = () => stderr.split('child spawned').length - 1;
-    const before = spawned();
+  // Kill the child twice: the first death is restarted at once (by the spawner), the second after a backoff.
+  for (let round = 0; round < 2; round++) {
+    const pids = [...stderr.matchAll(/child spawned(?: successfully)?: PID: (\d+)/g)];
+    if (pids.length === 0 || pool.exitCode !== null) break;
+    const spawned = pids.length;
     try {
-      process.kill(Number(child[1]), 'SIGKILL');
+      process.kill(Number(pids.at(-1)[1]), 'SIGKILL');
     } catch {
       // Gone already: its restart is what is wanted anyway.
     }
-    for (let i = 0; i < 100 && spawned() === before && pool.exitCode === null; i++) await sleep(50);
+    const more = () => [...stderr.matchAll(/child spawned(?: successfully)?: PID: (\d+)/g)].length > spawned;
+    for (let i = 0; i < 100 && !more() && pool.exitCode === null; i++) await sleep(50);
   }
   pool.kill('SIGTERM');
   await exited;
