@@ -123,17 +123,16 @@ async function writeCodeCache() {
   const exited = new Promise((resolve) => pool.once('exit', resolve));
   for (let i = 0; i < 100 && !stderr.includes('serving on') && pool.exitCode === null; i++) await sleep(50);
   // Kill the child twice: the first death is restarted at once (by the spawner), the second after a backoff.
+  const spawnedPids = () => [...stderr.matchAll(/child spawned(?: successfully)?: PID: (\d+)/g)].map((match) => Number(match[1]));
   for (let round = 0; round < 2; round++) {
-    const pids = [...stderr.matchAll(/child spawned(?: successfully)?: PID: (\d+)/g)];
+    const pids = spawnedPids();
     if (pids.length === 0 || pool.exitCode !== null) break;
-    const spawned = pids.length;
     try {
-      process.kill(Number(pids.at(-1)[1]), 'SIGKILL');
+      process.kill(pids.at(-1), 'SIGKILL');
     } catch {
       // Gone already: its restart is what is wanted anyway.
     }
-    const more = () => [...stderr.matchAll(/child spawned(?: successfully)?: PID: (\d+)/g)].length > spawned;
-    for (let i = 0; i < 100 && !more() && pool.exitCode === null; i++) await sleep(50);
+    for (let i = 0; i < 100 && spawnedPids().length === pids.length && pool.exitCode === null; i++) await sleep(50);
   }
   pool.kill('SIGTERM');
   await exited;

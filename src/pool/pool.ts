@@ -482,10 +482,9 @@ export class Pool {
     if (first) this.emit({ type: 'stopped' });
   }
 
-  /** A second stop request: no more waiting. */
+  /** A second stop request: no more waiting (stop() has retired, and so disarmed, every child). */
   killNow(): void {
     for (const slot of this.slots) {
-      if (slot.child !== undefined) this.disarm(slot.child);
       slot.child?.process.signal('SIGKILL');
       slot.incoming?.process.signal('SIGKILL');
     }
